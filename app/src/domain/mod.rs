@@ -1,0 +1,39 @@
+//! Domain newtypes. Fields are private; the only way to get a value is `parse`, which enforces
+//! the rule, so the rest of the code never re-validates.
+
+mod user;
+
+pub use user::{DisplayName, Password, UserId, Username};
+
+/// Why a value was refused. Each variant maps to one stable [`crate::error::ErrorCode`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DomainError {
+    #[error(
+        "Usernames are {min} to {max} characters of a-z, 0-9, '_', '.' and '-'.",
+        min = Username::MIN_CHARS,
+        max = Username::MAX_CHARS
+    )]
+    InvalidUsername,
+    #[error(
+        "Display names are 1 to {max} characters, without control characters.",
+        max = DisplayName::MAX_CHARS
+    )]
+    InvalidDisplayName,
+    #[error(
+        "Passwords are {min} to {max} characters.",
+        min = Password::MIN_CHARS,
+        max = Password::MAX_CHARS
+    )]
+    InvalidPassword,
+}
+
+impl DomainError {
+    pub fn code(&self) -> crate::error::ErrorCode {
+        use crate::error::ErrorCode;
+        match self {
+            DomainError::InvalidUsername => ErrorCode::InvalidUsername,
+            DomainError::InvalidDisplayName => ErrorCode::InvalidDisplayName,
+            DomainError::InvalidPassword => ErrorCode::InvalidPassword,
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! The one error shape a client may see:
+//! `{"error":{"code":"stable_code","message":"human text"}}`.
+//!
+//! `code` is a contract (clients branch on it, docs/protocol.md lists them); `message` is for
+//! people and may change. Internals (SQL, paths, stack traces) never appear in either.
+
+use serde::{Deserialize, Serialize};
+
+/// Every error code the API returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The body is not valid JSON or misses a field (400).
+    BadRequest,
+    /// Username breaks the rules (400).
+    InvalidUsername,
+    /// Display name breaks the rules (400).
+    InvalidDisplayName,
+    /// Password length outside 8-128 characters (400).
+    InvalidPassword,
+    /// Password is on the list of common passwords (400).
+    PasswordTooCommon,
+    /// Username already registered, in any letter case (409).
+    UsernameTaken,
+    /// Unknown username or wrong password: deliberately the same (401).
+    InvalidCredentials,
+    /// No session, or an invalid, expired or revoked one (401).
+    Unauthorized,
+    /// State-changing request from another site (403).
+    CrossSiteRequest,
+    /// Unknown route (404).
+    NotFound,
+    /// Body larger than the endpoint accepts (413).
+    PayloadTooLarge,
+    /// State-changing request without `Content-Type: application/json` (415).
+    UnsupportedMediaType,
+    /// Throttled; retry after the `Retry-After` header's seconds (429).
+    TooManyRequests,
+    /// The server is saturated; retry shortly (503).
+    ServerBusy,
+    /// Something failed on the server; details are in its log, not here (500).
+    Internal,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ErrorBody {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            error: ErrorDetail {
+                code,
+                message: message.into(),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_body_has_the_documented_shape() {
+        let body = ErrorBody::new(ErrorCode::UsernameTaken, "taken");
+        assert_eq!(
+            serde_json::to_value(&body).unwrap(),
+            serde_json::json!({"error": {"code": "username_taken", "message": "taken"}})
+        );
+    }
+}

@@ -1,0 +1,44 @@
+//! The single-page app: routing, the session context, pages.
+//!
+//! State flows one way: server answers update the [`session::Session`] signal, and every view
+//! reads from it. The next issues feed room and message signals from the WebSocket the same way.
+
+mod auth_pages;
+mod client;
+mod session;
+mod shell;
+
+use leptos::prelude::*;
+use leptos_router::components::{Route, Router, Routes};
+use leptos_router::path;
+
+use auth_pages::{AuthMode, AuthPage};
+use session::Session;
+use shell::Shell;
+
+#[component]
+pub fn App() -> impl IntoView {
+    let session = Session::start();
+    provide_context(session);
+    view! {
+        <Router>
+            <Routes fallback=|| view! { <NotFound/> }>
+                <Route path=path!("/") view=Shell/>
+                <Route path=path!("/login") view=|| view! { <AuthPage mode=AuthMode::Login/> }/>
+                <Route path=path!("/signup") view=|| view! { <AuthPage mode=AuthMode::Signup/> }/>
+            </Routes>
+        </Router>
+    }
+}
+
+#[component]
+fn NotFound() -> impl IntoView {
+    view! {
+        <main class="center-page">
+            <div class="card">
+                <h1>"Page not found"</h1>
+                <p><a href="/">"Back to Natter"</a></p>
+            </div>
+        </main>
+    }
+}

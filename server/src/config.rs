@@ -1,0 +1,202 @@
+//! Configuration, read once at start from `NATTER_*` environment variables.
+//!
+//! Every knob has a default that works for `make run` on a laptop; README.md has the table.
+//! Limits live here too, so that each one is explicit, visible and settable in tests.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use url::Url;
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid value for {var}: {reason}")]
+pub struct ConfigError {
+    var: &'static str,
+    reason: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where to listen. Port 0 picks a free port (tests).
+    pub addr: SocketAddr,
+    /// SQLite database and secrets live here.
+    pub data_dir: PathBuf,
+    /// The origin browsers use to reach us; `None` derives `http://<bound address>`.
+    pub public_url: Option<Url>,
+    /// The built client (`index.html`, `pkg/`).
+    pub site_root: PathBuf,
+    /// Peers whose `X-Forwarded-For` we believe. Empty: the header is ignored.
+    pub trusted_proxies: Vec<IpAddr>,
+    pub session_ttl: Duration,
+    pub limits: Limits,
+}
+
+/// Every limit a client can run into, in one place.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest JSON body accepted by the API.
+    pub max_json_body_bytes: usize,
+    /// Failed logins per (username, client IP) in `login_window` before 429.
+    pub login_failures_per_account_ip: u32,
+    /// Failed logins per username from all IPs in `login_window` before 429 for clients that
+    /// never signed in to that account before.
+    pub login_failures_per_account: u32,
+    /// Failed logins per client IP (any usernames) in `login_window` before 429.
+    pub login_failures_per_ip: u32,
+    pub login_window: Duration,
+    /// Accounts created per client IP per `signup_window`.
+    pub signups_per_ip: u32,
+    pub signup_window: Duration,
+    /// Password hashes computed at once; more wait (up to `hash_queue_timeout`), so a login
+    /// storm cannot occupy every thread of the blocking pool.
+    pub hash_concurrency: usize,
+    pub hash_queue_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_json_body_bytes: 16 * 1024,
+            login_failures_per_account_ip: 5,
+            login_failures_per_account: 20,
+            login_failures_per_ip: 30,
+            login_window: Duration::from_secs(15 * 60),
+            signups_per_ip: 30,
+            signup_window: Duration::from_secs(60 * 60),
+            hash_concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            hash_queue_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Config {
+    /// Defaults for everything: `127.0.0.1:3000`, `./data`, `target/site`.
+    pub fn with_defaults() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            data_dir: PathBuf::from("data"),
+            public_url: None,
+            site_root: PathBuf::from("target/site"),
+            trusted_proxies: Vec::new(),
+            session_ttl: Duration::from_secs(30 * 24 * 60 * 60),
+            limits: Limits::default(),
+        }
+    }
+
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|key| std::env::var(key).ok())
+    }
+
+    /// Reads settings through `lookup` (the environment in production, a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut c = Self::with_defaults();
+        // cargo-leptos tells the server where to listen and where the site is with these.
+        if let Some(v) = lookup("NATTER_ADDR").or_else(|| lookup("LEPTOS_SITE_ADDR")) {
+            c.addr = parse("NATTER_ADDR", &v)?;
+        }
+        if let Some(v) = lookup("NATTER_DATA_DIR") {
+            c.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = lookup("NATTER_PUBLIC_URL") {
+            let url = Url::parse(&v).map_err(|e| err("NATTER_PUBLIC_URL", e))?;
+            if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+                return Err(err(
+                    "NATTER_PUBLIC_URL",
+                    "must be an http(s) URL with a host",
+                ));
+            }
+            c.public_url = Some(url);
+        }
+        if let Some(v) = lookup("NATTER_SITE_ROOT").or_else(|| lookup("LEPTOS_SITE_ROOT")) {
+            c.site_root = PathBuf::from(v);
+        }
+        if let Some(v) = lookup("NATTER_TRUSTED_PROXIES") {
+            c.trusted_proxies = v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| parse("NATTER_TRUSTED_PROXIES", s))
+                .collect::<Result<_, _>>()?;
+        }
+        if let Some(v) = lookup("NATTER_SESSION_TTL_SECS") {
+            c.session_ttl = Duration::from_secs(parse("NATTER_SESSION_TTL_SECS", &v)?);
+        }
+        let l = &mut c.limits;
+        if let Some(v) = lookup("NATTER_LOGIN_FAILURES_PER_ACCOUNT_IP") {
+            l.login_failures_per_account_ip = parse("NATTER_LOGIN_FAILURES_PER_ACCOUNT_IP", &v)?;
+        }
+        if let Some(v) = lookup("NATTER_LOGIN_FAILURES_PER_ACCOUNT") {
+            l.login_failures_per_account = parse("NATTER_LOGIN_FAILURES_PER_ACCOUNT", &v)?;
+        }
+        if let Some(v) = lookup("NATTER_LOGIN_FAILURES_PER_IP") {
+            l.login_failures_per_ip = parse("NATTER_LOGIN_FAILURES_PER_IP", &v)?;
+        }
+        if let Some(v) = lookup("NATTER_LOGIN_WINDOW_SECS") {
+            l.login_window = Duration::from_secs(parse("NATTER_LOGIN_WINDOW_SECS", &v)?);
+        }
+        if let Some(v) = lookup("NATTER_SIGNUPS_PER_IP_PER_HOUR") {
+            l.signups_per_ip = parse("NATTER_SIGNUPS_PER_IP_PER_HOUR", &v)?;
+        }
+        Ok(c)
+    }
+}
+
+fn parse<T: std::str::FromStr>(var: &'static str, v: &str) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    v.trim().parse().map_err(|e| err(var, e))
+}
+
+fn err(var: &'static str, reason: impl std::fmt::Display) -> ConfigError {
+    ConfigError {
+        var,
+        reason: reason.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn from(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_need_no_configuration() {
+        let c = from(&[]).unwrap();
+        assert_eq!(c.addr.to_string(), "127.0.0.1:3000");
+        assert_eq!(c.data_dir, PathBuf::from("data"));
+        assert!(c.public_url.is_none());
+        assert!(c.trusted_proxies.is_empty());
+    }
+
+    #[test]
+    fn variables_override_defaults() {
+        let c = from(&[
+            ("NATTER_ADDR", "0.0.0.0:8080"),
+            ("NATTER_PUBLIC_URL", "https://chat.example.org"),
+            ("NATTER_TRUSTED_PROXIES", "127.0.0.1, ::1"),
+            ("NATTER_LOGIN_FAILURES_PER_IP", "7"),
+        ])
+        .unwrap();
+        assert_eq!(c.addr.port(), 8080);
+        assert_eq!(c.public_url.unwrap().scheme(), "https");
+        assert_eq!(c.trusted_proxies.len(), 2);
+        assert_eq!(c.limits.login_failures_per_ip, 7);
+    }
+
+    #[test]
+    fn bad_values_are_reported_with_the_variable_name() {
+        let e = from(&[("NATTER_ADDR", "nonsense")]).unwrap_err();
+        assert!(e.to_string().contains("NATTER_ADDR"));
+        assert!(from(&[("NATTER_PUBLIC_URL", "ftp://x")]).is_err());
+    }
+}

@@ -1,0 +1,149 @@
+//! `ApiError`: everything a handler can fail with, and how each failure looks to a client.
+//!
+//! Internal failures keep their cause chain for the log and show the client only
+//! `{"error":{"code":"internal",...}}`.
+
+use std::time::Duration;
+
+use app::domain::DomainError;
+use app::error::{ErrorBody, ErrorCode};
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::storage::StorageError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Invalid(#[from] DomainError),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("password is too common")]
+    PasswordTooCommon,
+    #[error("username taken")]
+    UsernameTaken,
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    #[error("unauthorized")]
+    Unauthorized,
+    #[error("cross-site request refused")]
+    CrossSite,
+    #[error("not found")]
+    NotFound,
+    #[error("payload too large")]
+    PayloadTooLarge,
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    #[error("too many requests")]
+    TooManyRequests { retry_after: Duration },
+    #[error("server busy")]
+    Busy,
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl From<StorageError> for ApiError {
+    fn from(e: StorageError) -> Self {
+        match e {
+            StorageError::UsernameTaken => ApiError::UsernameTaken,
+            other => ApiError::Internal(other.into()),
+        }
+    }
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Invalid(_) | ApiError::BadRequest(_) | ApiError::PasswordTooCommon => {
+                StatusCode::BAD_REQUEST
+            }
+            ApiError::UsernameTaken => StatusCode::CONFLICT,
+            ApiError::InvalidCredentials | ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::CrossSite => StatusCode::FORBIDDEN,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn body(&self) -> ErrorBody {
+        let (code, message): (ErrorCode, String) = match self {
+            ApiError::Invalid(e) => (e.code(), e.to_string()),
+            ApiError::BadRequest(why) => (ErrorCode::BadRequest, why.clone()),
+            ApiError::PasswordTooCommon => (
+                ErrorCode::PasswordTooCommon,
+                "This password is one of the most common ones; choose another.".into(),
+            ),
+            ApiError::UsernameTaken => (
+                ErrorCode::UsernameTaken,
+                "This username is already taken.".into(),
+            ),
+            ApiError::InvalidCredentials => (
+                ErrorCode::InvalidCredentials,
+                "Wrong username or password.".into(),
+            ),
+            ApiError::Unauthorized => (
+                ErrorCode::Unauthorized,
+                "You are not signed in, or your session has ended.".into(),
+            ),
+            ApiError::CrossSite => (
+                ErrorCode::CrossSiteRequest,
+                "Cross-site requests are not allowed.".into(),
+            ),
+            ApiError::NotFound => (ErrorCode::NotFound, "No such endpoint.".into()),
+            ApiError::PayloadTooLarge => (
+                ErrorCode::PayloadTooLarge,
+                "The request body is too large.".into(),
+            ),
+            ApiError::UnsupportedMediaType => (
+                ErrorCode::UnsupportedMediaType,
+                "Send the body as JSON with Content-Type: application/json.".into(),
+            ),
+            ApiError::TooManyRequests { retry_after } => (
+                ErrorCode::TooManyRequests,
+                format!(
+                    "Too many attempts. Try again in {}.",
+                    human_duration(*retry_after)
+                ),
+            ),
+            ApiError::Busy => (
+                ErrorCode::ServerBusy,
+                "The server is busy; try again in a moment.".into(),
+            ),
+            ApiError::Internal(_) => (
+                ErrorCode::Internal,
+                "Something went wrong on our side.".into(),
+            ),
+        };
+        ErrorBody::new(code, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Internal(e) = &self {
+            tracing::error!(error = ?e, "request failed");
+        }
+        let mut response = (self.status(), Json(self.body())).into_response();
+        if let ApiError::TooManyRequests { retry_after } = &self {
+            let secs = retry_after.as_secs().max(1);
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        response
+    }
+}
+
+fn human_duration(d: Duration) -> String {
+    let secs = d.as_secs().max(1);
+    if secs < 60 {
+        format!("{secs} s")
+    } else {
+        format!("{} min", secs.div_ceil(60))
+    }
+}

@@ -1,0 +1,16 @@
+//! The Natter server as a library, so integration tests can start the real thing on port 0.
+//! `main.rs` only reads the configuration and calls [`startup::Application`].
+//!
+//! Modules by concern: `config`, `telemetry`, `startup`, `state`, `error`, `web` (router and
+//! HTTP plumbing), `net` (client addresses), `auth` (accounts and sessions), `storage` (all SQL).
+
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod net;
+pub mod startup;
+pub mod state;
+pub mod storage;
+pub mod telemetry;
+pub mod web;

@@ -1,0 +1,144 @@
+//! Building and running the server: open storage, load secrets, bind, serve until told to stop.
+//!
+//! `Application::build` binds before returning, so a caller (main, or a test on port 0) knows
+//! the real address before serving starts.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::serve::ListenerExt;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::auth::password::Hasher;
+use crate::auth::throttle::Throttle;
+use crate::auth::token::TokenKeys;
+use crate::clock;
+use crate::config::Config;
+use crate::state::{AppState, Origins};
+use crate::storage::{SqliteStorage, Storage};
+
+/// How often ended sessions are swept, and how long they are kept after ending (the sessions
+/// table also tells login throttling where an owner signed in from).
+const SESSION_SWEEP_EVERY: Duration = Duration::from_secs(60 * 60);
+const SESSION_KEEP_AFTER_END_MS: i64 = 90 * 24 * 60 * 60 * 1000;
+
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    local_addr: SocketAddr,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        create_private_dir(&config.data_dir)?;
+        let storage = SqliteStorage::open(&config.data_dir)
+            .await
+            .with_context(|| format!("opening the database in {}", config.data_dir.display()))?;
+        let tokens = TokenKeys::load_or_create(&config.data_dir)?;
+        let hasher = Hasher::new(
+            config.limits.hash_concurrency,
+            config.limits.hash_queue_timeout,
+        )?;
+        let listener = TcpListener::bind(config.addr)
+            .await
+            .with_context(|| format!("binding {}", config.addr))?;
+        let local_addr = listener.local_addr()?;
+        let origins = Origins::new(config.public_url.as_ref(), local_addr);
+        let state = AppState {
+            config: Arc::new(config),
+            storage: Arc::new(storage),
+            tokens: Arc::new(tokens),
+            hasher: Arc::new(hasher),
+            throttle: Arc::new(Throttle::default()),
+            origins: Arc::new(origins),
+        };
+        Ok(Self {
+            listener,
+            state,
+            local_addr,
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The origin the server trusts and advertises, e.g. `http://127.0.0.1:3000`.
+    pub fn public_origin(&self) -> &str {
+        &self.state.origins.public
+    }
+
+    /// Serves until `stop` completes, then lets in-flight requests and background tasks finish.
+    pub async fn run_until_stopped(
+        self,
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Self {
+            listener,
+            state,
+            shutdown,
+            tasks,
+            ..
+        } = self;
+        tasks.spawn(sweep_sessions(state.storage.clone(), shutdown.clone()));
+        let app = crate::web::router(state);
+        let listener = listener.tap_io(|tcp| {
+            // Chat frames are small and latency-sensitive; Nagle would hold them back.
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "could not set TCP_NODELAY");
+            }
+        });
+        let token = shutdown.clone();
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            tokio::select! {
+                () = stop => {}
+                () = token.cancelled() => {}
+            }
+        })
+        .await
+        .context("serving")?;
+        shutdown.cancel();
+        tasks.close();
+        tasks.wait().await;
+        Ok(())
+    }
+}
+
+async fn sweep_sessions(storage: Arc<dyn Storage>, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(SESSION_SWEEP_EVERY);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        let before = clock::now_millis().saturating_sub(SESSION_KEEP_AFTER_END_MS);
+        match storage.delete_sessions_ended_before(before).await {
+            Ok(n) if n > 0 => tracing::info!(sessions = n, "swept ended sessions"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = ?e, "session sweep failed"),
+        }
+    }
+}
+
+fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
+        .with_context(|| format!("creating data dir {}", dir.display()))
+}

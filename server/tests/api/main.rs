@@ -1,0 +1,12 @@
+//! Integration tests: the real server on a random port with a fresh data dir, driven over HTTP
+//! the way a browser, a bot or an attacker would. Logs are silent unless `TEST_LOG` is set.
+
+mod helpers;
+
+mod csrf;
+mod login;
+mod session;
+mod signup;
+mod site;
+mod throttle;
+mod tokens;
