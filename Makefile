@@ -1,0 +1,55 @@
+# Natter's two commands: `make run` and `make test`. Both install what is missing first.
+SHELL := /bin/bash
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+export CARGO_TERM_COLOR ?= auto
+
+WASM_TARGET := --target wasm32-unknown-unknown
+
+.PHONY: run test dev site release fmt-check clippy unit-tests integration-tests e2e setup-build setup-test clean
+
+## make run: build the release binary and client, start Natter on NATTER_ADDR (127.0.0.1:3000).
+run: setup-build site release
+	NATTER_SITE_ROOT=target/site ./target/release/natter
+
+## make test: formatting, clippy (server and wasm), unit, integration and browser tests.
+test: setup-test fmt-check clippy unit-tests integration-tests e2e
+	@echo "make test: all checks passed"
+
+## make dev: cargo leptos watch (rebuilds and restarts on change).
+dev:
+	scripts/setup.sh dev
+	cargo leptos watch
+
+setup-build:
+	scripts/setup.sh build
+
+setup-test:
+	scripts/setup.sh test
+
+site:
+	scripts/build-site.sh
+
+release:
+	cargo build --release -p server
+
+fmt-check:
+	cargo fmt --all -- --check
+
+clippy:
+	cargo clippy -p app -p server --all-targets -- -D warnings
+	cargo clippy -p app -p frontend --features app/csr $(WASM_TARGET) -- -D warnings
+
+unit-tests:
+	cargo test -p app
+
+# Builds target/debug/natter too, which the browser tests run.
+integration-tests:
+	cargo test -p server
+
+e2e: site
+	cargo build -p server
+	cd end2end && npx playwright test
+
+clean:
+	cargo clean
+	rm -rf end2end/node_modules end2end/test-results

@@ -1,0 +1,104 @@
+// Accounts and the app shell, as a new user meets them, at phone and desktop sizes
+// (the `phone` and `desktop` projects run every test).
+import { expect, logIn, logOut, PASSWORD, showSidebar, signUp, test, uniqueName, url } from './helpers';
+
+test('a visitor is sent to the login page and can reach sign-up from there', async ({ page, consoleErrors }) => {
+  await page.goto(url('/'));
+  await expect(page).toHaveURL(url('/login'));
+  await expect(page.getByRole('heading', { name: 'Log in to Natter' })).toBeVisible();
+  await page.getByRole('link', { name: 'Create an account' }).click();
+  await expect(page).toHaveURL(url('/signup'));
+  await expect(page.getByRole('heading', { name: 'Create your Natter account' })).toBeVisible();
+  expect(consoleErrors).toEqual([]);
+});
+
+test('sign up, see the shell, log out, log in again', async ({ page, consoleErrors }) => {
+  const name = uniqueName('ada');
+  await signUp(page, name, PASSWORD, 'Ada Lovelace');
+  await expect(page).toHaveURL(url('/'));
+  await expect(page.getByRole('heading', { name: 'Welcome, Ada Lovelace' })).toBeVisible();
+  await showSidebar(page);
+  const sidebar = page.getByRole('complementary', { name: 'Conversations' });
+  await expect(sidebar.getByText(`@${name}`)).toBeVisible();
+  await expect(sidebar.getByRole('heading', { name: 'Rooms' })).toBeVisible();
+  await expect(sidebar.getByRole('heading', { name: 'Direct messages' })).toBeVisible();
+
+  // The session is a cookie the page's scripts cannot read, and it survives a reload.
+  expect(await page.evaluate(() => document.cookie)).not.toContain('natter_session');
+  await page.reload();
+  await expect(page.getByRole('heading', { name: 'Welcome, Ada Lovelace' })).toBeVisible();
+
+  await logOut(page);
+  await page.goto(url('/'));
+  await expect(page).toHaveURL(url('/login'));
+
+  await logIn(page, name);
+  await expect(page).toHaveURL(url('/'));
+  await expect(page.getByRole('heading', { name: 'Welcome, Ada Lovelace' })).toBeVisible();
+  expect(consoleErrors).toEqual([]);
+});
+
+test('sign-up form errors are shown clearly and nothing is lost', async ({ page, consoleErrors }) => {
+  const name = uniqueName('bob');
+  await page.goto(url('/signup'));
+  const alert = page.getByRole('alert');
+
+  await page.getByLabel('Username').fill('x');
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Sign up' }).click();
+  await expect(alert).toContainText('Usernames are 3 to 32 characters');
+
+  await page.getByLabel('Username').fill(name);
+  await page.getByLabel('Password').fill('short');
+  await page.getByRole('button', { name: 'Sign up' }).click();
+  await expect(alert).toContainText('Passwords are 8 to 128 characters');
+
+  // Checked by the server: the list of common passwords.
+  await page.getByLabel('Password').fill('password123');
+  await page.getByRole('button', { name: 'Sign up' }).click();
+  await expect(alert).toContainText('most common');
+  await expect(page.getByLabel('Username')).toHaveValue(name);
+  await expect(page).toHaveURL(url('/signup'));
+
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Sign up' }).click();
+  await expect(page.getByRole('heading', { name: `Welcome, ${name}` })).toBeVisible();
+  // The 400 of the refused password is the only console line a browser prints here.
+  expect(consoleErrors.filter((e) => !e.includes('status of 400'))).toEqual([]);
+});
+
+test('a wrong password is refused with a clear message', async ({ page, consoleErrors }) => {
+  const name = uniqueName('cy');
+  await signUp(page, name);
+  await expect(page.getByRole('heading', { name: `Welcome, ${name}` })).toBeVisible();
+  await logOut(page);
+
+  await logIn(page, name, 'not my password');
+  await expect(page.getByRole('alert')).toHaveText('Wrong username or password.');
+  await expect(page).toHaveURL(url('/login'));
+  expect(consoleErrors.filter((e) => !e.includes('status of 401'))).toEqual([]);
+});
+
+test('a taken username is reported', async ({ page }) => {
+  const name = uniqueName('dee');
+  await signUp(page, name);
+  await expect(page.getByRole('heading', { name: `Welcome, ${name}` })).toBeVisible();
+  await logOut(page);
+  await signUp(page, name.toUpperCase());
+  await expect(page.getByRole('alert')).toHaveText('This username is already taken.');
+});
+
+test('logging out in one tab ends the session for the others on their next request', async ({ browser }) => {
+  const context = await browser.newContext();
+  const first = await context.newPage();
+  const name = uniqueName('eve');
+  await signUp(first, name);
+  await expect(first.getByRole('heading', { name: `Welcome, ${name}` })).toBeVisible();
+  const second = await context.newPage();
+  await second.goto(url('/'));
+  await expect(second.getByRole('heading', { name: `Welcome, ${name}` })).toBeVisible();
+  await logOut(first);
+  await second.reload();
+  await expect(second).toHaveURL(url('/login'));
+  await context.close();
+});

@@ -1,0 +1,54 @@
+import { expect, type Page, test as base } from '@playwright/test';
+
+export { expect };
+
+/** An absolute URL on the server that global-setup started. */
+export const url = (path: string): string => `${process.env.NATTER_URL}${path}`;
+
+export const PASSWORD = 'correct horse battery staple';
+
+/** A fresh username (3-32 chars of [a-z0-9_]) so parallel tests never collide. */
+export function uniqueName(prefix: string): string {
+  const suffix = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 7)}`;
+  return `${prefix}_${suffix}`.slice(0, 32);
+}
+
+/** Every test collects console errors and uncaught exceptions; most assert there are none. */
+export const test = base.extend<{ consoleErrors: string[] }>({
+  consoleErrors: async ({ page }, use) => {
+    const errors: string[] = [];
+    page.on('console', (m) => {
+      if (m.type() === 'error') errors.push(m.text());
+    });
+    page.on('pageerror', (e) => errors.push(String(e)));
+    await use(errors);
+  },
+});
+
+/** On a phone the sidebar is a drawer: open it. On a desktop it is always there. */
+export async function showSidebar(page: Page): Promise<void> {
+  const open = page.getByRole('button', { name: 'Open menu' });
+  if (await open.isVisible()) await open.click();
+  await expect(page.getByRole('complementary', { name: 'Conversations' })).toBeInViewport();
+}
+
+export async function signUp(page: Page, username: string, password = PASSWORD, displayName?: string) {
+  await page.goto(url('/signup'));
+  await page.getByLabel('Username').fill(username);
+  if (displayName) await page.getByLabel('Display name').fill(displayName);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Sign up' }).click();
+}
+
+export async function logIn(page: Page, username: string, password = PASSWORD) {
+  await page.goto(url('/login'));
+  await page.getByLabel('Username').fill(username);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Log in' }).click();
+}
+
+export async function logOut(page: Page) {
+  await showSidebar(page);
+  await page.getByRole('button', { name: 'Log out' }).click();
+  await expect(page).toHaveURL(url('/login'));
+}
