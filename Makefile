@@ -37,7 +37,7 @@ fmt-check:
 
 clippy:
 	cargo clippy -p app -p server --all-targets -- -D warnings
-	cargo clippy -p app -p frontend --features app/csr $(WASM_TARGET) -- -D warnings
+	cargo clippy -p app -p frontend --features app/csr $(WASM_TARGET) --all-targets -- -D warnings
 
 unit-tests:
 	cargo test -p app

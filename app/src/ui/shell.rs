@@ -99,7 +99,7 @@ fn SignedInLayout() -> impl IntoView {
                 </header>
                 <section class="pane-body">
                     <div class="empty-state">
-                        <p class="big">"👋"</p>
+                        <div class="brand-mark" aria-hidden="true">"N"</div>
                         <p>"You are signed in. Rooms and direct messages will appear in the sidebar."</p>
                     </div>
                 </section>
