@@ -6,7 +6,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{DisplayName, UserId, Username};
+use crate::domain::{
+    ClientMessageId, DisplayName, MessageBody, MessageId, Role, RoomId, RoomKind, RoomName, Topic,
+    UserId, Username, Visibility,
+};
 
 /// `POST /api/auth/signup`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -50,4 +53,92 @@ pub struct AuthResponse {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SessionResponse {
     pub user: Option<User>,
+}
+
+/// `POST /api/rooms`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreateRoomRequest {
+    pub name: String,
+    #[serde(default)]
+    pub topic: String,
+    #[serde(default)]
+    pub visibility: Visibility,
+}
+
+/// `PATCH /api/rooms/{id}`: owners and admins. Absent fields are left as they are.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct UpdateRoomRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+}
+
+/// `POST /api/rooms/{id}/members` (invite) and `POST /api/dms` (open a DM).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UserRef {
+    pub username: String,
+}
+
+/// A room as one of its members sees it (the sidebar entry).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomSummary {
+    pub id: RoomId,
+    pub kind: RoomKind,
+    /// For a DM: the other person's display name.
+    pub name: String,
+    pub topic: Topic,
+    pub visibility: Visibility,
+    /// The viewer's role.
+    pub role: Role,
+    /// Sequence number of the newest message (0 when empty).
+    pub last_seq: i64,
+    pub member_count: i64,
+    /// For a DM: the other person.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<User>,
+}
+
+/// `GET /api/rooms/public`: a public room anyone may join.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublicRoom {
+    pub id: RoomId,
+    pub name: RoomName,
+    pub topic: Topic,
+    pub member_count: i64,
+    pub joined: bool,
+}
+
+/// A member of a room with their role and presence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub user: User,
+    pub role: Role,
+    pub online: bool,
+    /// Unix ms of the last disconnect; `None` while online or never seen.
+    pub last_seen_at: Option<i64>,
+}
+
+/// A stored message, as history and the live stream carry it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub id: MessageId,
+    pub room_id: RoomId,
+    /// Position in the room: 1, 2, 3... with no gaps; one order for everyone.
+    pub seq: i64,
+    pub sender_id: UserId,
+    /// The sender's id for the message (for idempotent retries and optimistic UI).
+    pub client_id: ClientMessageId,
+    pub body: MessageBody,
+    /// Server time of storage, unix milliseconds.
+    pub created_at: i64,
+}
+
+/// `GET /api/rooms/{id}/messages?before=<seq>&limit=<n>`: newest first page when `before` is
+/// absent. Messages are in ascending `seq` order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HistoryPage {
+    pub messages: Vec<Message>,
+    /// Whether older messages exist before the first one here.
+    pub has_more: bool,
 }

@@ -18,6 +18,14 @@ pub enum ErrorCode {
     InvalidDisplayName,
     /// Password length outside 8-128 characters (400).
     InvalidPassword,
+    /// Room name breaks the rules (400).
+    InvalidRoomName,
+    /// Topic breaks the rules (400).
+    InvalidTopic,
+    /// Message text empty, over 4,000 characters, or with control characters (400 / error frame).
+    InvalidMessage,
+    /// Client message id breaks the rules (400 / error frame).
+    InvalidClientId,
     /// Password is on the list of common passwords (400).
     PasswordTooCommon,
     /// Username already registered, in any letter case (409).
@@ -28,8 +36,18 @@ pub enum ErrorCode {
     Unauthorized,
     /// State-changing request from another site (403).
     CrossSiteRequest,
-    /// Unknown route (404).
+    /// Unknown route, or a room/user that does not exist or that you may not see (404).
     NotFound,
+    /// You are a member, but your role does not allow this (403).
+    Forbidden,
+    /// The action conflicts with the current state, e.g. the owner leaving (409).
+    Conflict,
+    /// WebSocket frame that is not valid JSON of a known type (error frame).
+    BadFrame,
+    /// Too many WebSocket frames too fast (error frame, then close 1008).
+    RateLimited,
+    /// Too many open WebSockets for this user (429 on upgrade).
+    TooManyConnections,
     /// Body larger than the endpoint accepts (413).
     PayloadTooLarge,
     /// State-changing request without `Content-Type: application/json` (415).

@@ -30,6 +30,8 @@ pub struct Config {
     pub trusted_proxies: Vec<IpAddr>,
     pub session_ttl: Duration,
     pub limits: Limits,
+    /// Test-only: serve an unauthenticated WebSocket echo at `/ws/echo` (conformance suite).
+    pub ws_echo: bool,
 }
 
 /// Every limit a client can run into, in one place.
@@ -52,6 +54,18 @@ pub struct Limits {
     /// storm cannot occupy every thread of the blocking pool.
     pub hash_concurrency: usize,
     pub hash_queue_timeout: Duration,
+    /// Largest WebSocket message (and frame) accepted; above it the socket is closed with 1009.
+    pub ws_max_message_bytes: usize,
+    /// Open WebSockets per user (tabs, devices, bots); more get 429 on upgrade.
+    pub ws_per_user: usize,
+    /// Open WebSockets in all; more get 503 on upgrade.
+    pub ws_total: usize,
+    /// Frames queued for one connection; a client that lets it fill is disconnected (4008).
+    pub ws_outbox_frames: usize,
+    /// Client frames per second per connection, sustained, and the burst allowed above that.
+    /// A flood gets an error frame, then close 1008.
+    pub ws_frames_per_sec: u32,
+    pub ws_burst: u32,
 }
 
 impl Default for Limits {
@@ -66,6 +80,12 @@ impl Default for Limits {
             signup_window: Duration::from_secs(60 * 60),
             hash_concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
             hash_queue_timeout: Duration::from_secs(10),
+            ws_max_message_bytes: 64 * 1024,
+            ws_per_user: 16,
+            ws_total: 10_000,
+            ws_outbox_frames: 1024,
+            ws_frames_per_sec: 10,
+            ws_burst: 40,
         }
     }
 }
@@ -81,6 +101,7 @@ impl Config {
             trusted_proxies: Vec::new(),
             session_ttl: Duration::from_secs(30 * 24 * 60 * 60),
             limits: Limits::default(),
+            ws_echo: false,
         }
     }
 
@@ -122,6 +143,7 @@ impl Config {
         if let Some(v) = lookup("NATTER_SESSION_TTL_SECS") {
             c.session_ttl = Duration::from_secs(parse("NATTER_SESSION_TTL_SECS", &v)?);
         }
+        c.ws_echo = lookup("NATTER_WS_ECHO").is_some_and(|v| v == "1");
         let l = &mut c.limits;
         if let Some(v) = lookup("NATTER_LOGIN_FAILURES_PER_ACCOUNT_IP") {
             l.login_failures_per_account_ip = parse("NATTER_LOGIN_FAILURES_PER_ACCOUNT_IP", &v)?;
@@ -134,6 +156,18 @@ impl Config {
         }
         if let Some(v) = lookup("NATTER_LOGIN_WINDOW_SECS") {
             l.login_window = Duration::from_secs(parse("NATTER_LOGIN_WINDOW_SECS", &v)?);
+        }
+        if let Some(v) = lookup("NATTER_WS_PER_USER") {
+            l.ws_per_user = parse("NATTER_WS_PER_USER", &v)?;
+        }
+        if let Some(v) = lookup("NATTER_WS_MAX_CONNECTIONS") {
+            l.ws_total = parse("NATTER_WS_MAX_CONNECTIONS", &v)?;
+        }
+        if let Some(v) = lookup("NATTER_WS_FRAMES_PER_SEC") {
+            l.ws_frames_per_sec = parse("NATTER_WS_FRAMES_PER_SEC", &v)?;
+        }
+        if let Some(v) = lookup("NATTER_WS_BURST") {
+            l.ws_burst = parse("NATTER_WS_BURST", &v)?;
         }
         if let Some(v) = lookup("NATTER_SIGNUPS_PER_IP_PER_HOUR") {
             l.signups_per_ip = parse("NATTER_SIGNUPS_PER_IP_PER_HOUR", &v)?;

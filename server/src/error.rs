@@ -31,6 +31,12 @@ pub enum ApiError {
     CrossSite,
     #[error("not found")]
     NotFound,
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    #[error("too many connections")]
+    TooManyConnections,
     #[error("payload too large")]
     PayloadTooLarge,
     #[error("unsupported media type")]
@@ -62,6 +68,9 @@ impl ApiError {
             ApiError::InvalidCredentials | ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::CrossSite => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::TooManyConnections => StatusCode::TOO_MANY_REQUESTS,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -94,7 +103,16 @@ impl ApiError {
                 ErrorCode::CrossSiteRequest,
                 "Cross-site requests are not allowed.".into(),
             ),
-            ApiError::NotFound => (ErrorCode::NotFound, "No such endpoint.".into()),
+            ApiError::NotFound => (
+                ErrorCode::NotFound,
+                "Not found (or not visible to you).".into(),
+            ),
+            ApiError::Forbidden(why) => (ErrorCode::Forbidden, (*why).into()),
+            ApiError::Conflict(why) => (ErrorCode::Conflict, (*why).into()),
+            ApiError::TooManyConnections => (
+                ErrorCode::TooManyConnections,
+                "Too many open connections for this account; close some tabs.".into(),
+            ),
             ApiError::PayloadTooLarge => (
                 ErrorCode::PayloadTooLarge,
                 "The request body is too large.".into(),

@@ -2,13 +2,16 @@
 //! `main.rs` only reads the configuration and calls [`startup::Application`].
 //!
 //! Modules by concern: `config`, `telemetry`, `startup`, `state`, `error`, `web` (router and
-//! HTTP plumbing), `net` (client addresses), `auth` (accounts and sessions), `storage` (all SQL).
+//! HTTP plumbing), `net` (client addresses), `auth` (accounts and sessions), `rooms` (rooms and
+//! DMs over HTTP), `realtime` (WebSockets, fan-out, the message writer), `storage` (all SQL).
 
 pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod error;
 pub mod net;
+pub mod realtime;
+pub mod rooms;
 pub mod startup;
 pub mod state;
 pub mod storage;

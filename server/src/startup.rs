@@ -19,6 +19,8 @@ use crate::auth::throttle::Throttle;
 use crate::auth::token::TokenKeys;
 use crate::clock;
 use crate::config::Config;
+use crate::realtime::hub::Hub;
+use crate::realtime::writer::MessageWriter;
 use crate::state::{AppState, Origins};
 use crate::storage::{SqliteStorage, Storage};
 
@@ -31,8 +33,6 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     local_addr: SocketAddr,
-    shutdown: CancellationToken,
-    tasks: TaskTracker,
 }
 
 impl Application {
@@ -51,20 +51,27 @@ impl Application {
             .with_context(|| format!("binding {}", config.addr))?;
         let local_addr = listener.local_addr()?;
         let origins = Origins::new(config.public_url.as_ref(), local_addr);
+        let storage: Arc<dyn Storage> = Arc::new(storage);
+        let hub = Arc::new(Hub::new(storage.read_room_seqs().await?));
+        let shutdown = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let writer = MessageWriter::spawn(storage.clone(), hub.clone(), &tasks, shutdown.clone());
         let state = AppState {
             config: Arc::new(config),
-            storage: Arc::new(storage),
+            storage,
             tokens: Arc::new(tokens),
             hasher: Arc::new(hasher),
             throttle: Arc::new(Throttle::default()),
             origins: Arc::new(origins),
+            hub,
+            writer,
+            shutdown,
+            tasks,
         };
         Ok(Self {
             listener,
             state,
             local_addr,
-            shutdown: CancellationToken::new(),
-            tasks: TaskTracker::new(),
         })
     }
 
@@ -83,12 +90,10 @@ impl Application {
         stop: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let Self {
-            listener,
-            state,
-            shutdown,
-            tasks,
-            ..
+            listener, state, ..
         } = self;
+        let shutdown = state.shutdown.clone();
+        let tasks = state.tasks.clone();
         tasks.spawn(sweep_sessions(state.storage.clone(), shutdown.clone()));
         let app = crate::web::router(state);
         let listener = listener.tap_io(|tcp| {
@@ -107,6 +112,8 @@ impl Application {
                 () = stop => {}
                 () = token.cancelled() => {}
             }
+            // WebSockets are not requests axum waits for: tell them to close (1001) now.
+            token.cancel();
         })
         .await
         .context("serving")?;

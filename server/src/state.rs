@@ -9,6 +9,8 @@ use crate::auth::password::Hasher;
 use crate::auth::throttle::Throttle;
 use crate::auth::token::TokenKeys;
 use crate::config::Config;
+use crate::realtime::hub::Hub;
+use crate::realtime::writer::MessageWriter;
 use crate::storage::Storage;
 
 #[derive(Clone)]
@@ -19,6 +21,12 @@ pub struct AppState {
     pub hasher: Arc<Hasher>,
     pub throttle: Arc<Throttle>,
     pub origins: Arc<Origins>,
+    pub hub: Arc<Hub>,
+    pub writer: MessageWriter,
+    /// Cancelled when the server stops: every WebSocket closes with 1001.
+    pub shutdown: tokio_util::sync::CancellationToken,
+    /// Every WebSocket and background task, so shutdown can wait for them.
+    pub tasks: tokio_util::task::TaskTracker,
 }
 
 /// The origins browsers may send state-changing requests from, and whether cookies are Secure.

@@ -27,6 +27,7 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self' 'wa
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .nest("/auth", crate::auth::routes())
+        .merge(crate::rooms::routes())
         .route("/health", get(health))
         .fallback(api_not_found)
         .layer(axum::extract::DefaultBodyLimit::max(
@@ -39,8 +40,13 @@ pub fn router(state: AppState) -> Router {
         ))
         .with_state(state.clone());
 
+    let mut ws = Router::new().route("/ws", get(crate::realtime::connection::upgrade));
+    if state.config.ws_echo {
+        ws = ws.route("/ws/echo", get(crate::realtime::connection::echo));
+    }
     Router::new()
         .nest("/api", api)
+        .merge(ws.with_state(state.clone()))
         .merge(site(&state.config.site_root))
         .layer(CompressionLayer::new())
         .layer(header_default(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))

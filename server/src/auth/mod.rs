@@ -39,7 +39,7 @@ pub fn routes() -> Router<AppState> {
         .route("/session", get(session))
 }
 
-fn user_json(u: UserRecord) -> User {
+pub fn user_json(u: UserRecord) -> User {
     User {
         id: u.id,
         username: u.username,
@@ -238,6 +238,7 @@ async fn logout(State(state): State<AppState>, session: AuthSession) -> Result<R
         .storage
         .update_session_revoked(&session.session_id, clock::now_millis())
         .await?;
+    state.hub.close_session(&session.session_id);
     Ok((StatusCode::NO_CONTENT, clear_cookie(&state)).into_response())
 }
 
@@ -251,6 +252,7 @@ async fn logout_all(
         .update_user_sessions_revoked(session.user_id, clock::now_millis())
         .await?;
     tracing::info!(sessions = n, "all sessions revoked");
+    state.hub.close_user(session.user_id);
     Ok((StatusCode::NO_CONTENT, clear_cookie(&state)).into_response())
 }
 

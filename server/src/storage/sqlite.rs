@@ -7,12 +7,19 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use app::domain::{DisplayName, UserId, Username};
+use app::api::Message;
+use app::domain::{
+    ClientMessageId, DisplayName, MessageBody, MessageId, Role, RoomId, RoomKind, RoomName, Topic,
+    UserId, Username, Visibility,
+};
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{FromRow, SqlitePool};
 
-use super::{NewSession, NewUser, Storage, StorageError, UserRecord};
+use super::{
+    AppendOutcome, MemberRecord, MembershipRecord, NewMessage, NewRoom, NewSession, NewUser,
+    PublicRoomRecord, RoomRecord, Storage, StorageError, UserRecord,
+};
 
 #[derive(Clone)]
 pub struct SqliteStorage {
@@ -36,6 +43,100 @@ impl TryFrom<UserRow> for UserRecord {
             id: UserId::new(row.id),
             username: Username::parse(&row.username).map_err(corrupt)?,
             display_name: DisplayName::parse(&row.display_name).map_err(corrupt)?,
+            created_at: row.created_at,
+        })
+    }
+}
+
+fn corrupt(what: impl std::fmt::Display) -> StorageError {
+    StorageError::Corrupt(what.to_string())
+}
+
+#[derive(FromRow)]
+struct RoomRow {
+    id: i64,
+    kind: String,
+    name: Option<String>,
+    topic: String,
+    visibility: String,
+    created_at: i64,
+    last_seq: i64,
+}
+
+macro_rules! room_columns {
+    () => {
+        "r.id, r.kind, r.name, r.topic, r.visibility, r.created_at, r.last_seq"
+    };
+}
+
+impl TryFrom<RoomRow> for RoomRecord {
+    type Error = StorageError;
+
+    fn try_from(row: RoomRow) -> Result<Self, Self::Error> {
+        Ok(RoomRecord {
+            id: RoomId::new(row.id),
+            kind: match row.kind.as_str() {
+                "room" => RoomKind::Room,
+                "dm" => RoomKind::Dm,
+                other => return Err(corrupt(format!("room kind {other}"))),
+            },
+            name: row
+                .name
+                .as_deref()
+                .map(RoomName::parse)
+                .transpose()
+                .map_err(corrupt)?,
+            topic: Topic::parse(&row.topic).map_err(corrupt)?,
+            visibility: match row.visibility.as_str() {
+                "public" => Visibility::Public,
+                "private" => Visibility::Private,
+                other => return Err(corrupt(format!("visibility {other}"))),
+            },
+            created_at: row.created_at,
+            last_seq: row.last_seq,
+        })
+    }
+}
+
+fn parse_role(s: &str) -> Result<Role, StorageError> {
+    Role::parse(s).ok_or_else(|| corrupt(format!("role {s}")))
+}
+
+fn visibility_str(v: Visibility) -> &'static str {
+    match v {
+        Visibility::Public => "public",
+        Visibility::Private => "private",
+    }
+}
+
+#[derive(FromRow)]
+struct MessageRow {
+    id: i64,
+    room_id: i64,
+    seq: i64,
+    sender_id: i64,
+    client_id: String,
+    body: String,
+    created_at: i64,
+}
+
+macro_rules! message_columns {
+    () => {
+        "id, room_id, seq, sender_id, client_id, body, created_at"
+    };
+}
+
+impl TryFrom<MessageRow> for Message {
+    type Error = StorageError;
+
+    fn try_from(row: MessageRow) -> Result<Self, Self::Error> {
+        Ok(Message {
+            id: MessageId::new(row.id),
+            room_id: RoomId::new(row.room_id),
+            seq: row.seq,
+            sender_id: UserId::new(row.sender_id),
+            client_id: ClientMessageId::parse(&row.client_id).map_err(corrupt)?,
+            body: MessageBody::parse(&row.body).map_err(corrupt)?,
             created_at: row.created_at,
         })
     }
@@ -134,6 +235,76 @@ impl Storage for SqliteStorage {
             .transpose()
     }
 
+    #[tracing::instrument(skip_all)]
+    async fn read_user_by_username(
+        &self,
+        username: &Username,
+    ) -> Result<Option<UserRecord>, StorageError> {
+        let row: Option<UserRow> = sqlx::query_as(
+            "SELECT id, username, display_name, created_at FROM users WHERE username = ?",
+        )
+        .bind(username.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(TryInto::try_into).transpose()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn read_users_by_prefix(
+        &self,
+        prefix: &str,
+        limit: i64,
+    ) -> Result<Vec<UserRecord>, StorageError> {
+        // Escape LIKE wildcards: usernames may contain '_'.
+        let pattern = format!(
+            "{}%",
+            prefix
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
+        let rows: Vec<UserRow> = sqlx::query_as(
+            "SELECT id, username, display_name, created_at FROM users
+             WHERE username LIKE ? ESCAPE '\\' ORDER BY username LIMIT ?",
+        )
+        .bind(pattern)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    #[tracing::instrument(skip_all, fields(user_id = %user))]
+    async fn update_user_last_seen(&self, user: UserId, at: i64) -> Result<(), StorageError> {
+        sqlx::query("UPDATE users SET last_seen_at = ? WHERE id = ?")
+            .bind(at)
+            .bind(user.get())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(user_id = %user))]
+    async fn read_contacts(
+        &self,
+        user: UserId,
+    ) -> Result<Vec<(UserId, Option<i64>)>, StorageError> {
+        let rows: Vec<(i64, Option<i64>)> = sqlx::query_as(
+            "SELECT DISTINCT u.id, u.last_seen_at
+             FROM members mine
+             JOIN members other ON other.room_id = mine.room_id AND other.user_id != mine.user_id
+             JOIN users u ON u.id = other.user_id
+             WHERE mine.user_id = ?",
+        )
+        .bind(user.get())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, seen)| (UserId::new(id), seen))
+            .collect())
+    }
+
     #[tracing::instrument(skip_all, fields(user_id = %new.user_id))]
     async fn create_session(&self, new: NewSession) -> Result<(), StorageError> {
         sqlx::query(
@@ -218,6 +389,401 @@ impl Storage for SqliteStorage {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected())
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn create_room(&self, new: NewRoom) -> Result<RoomRecord, StorageError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let row: RoomRow = sqlx::query_as(
+            "INSERT INTO rooms AS r (kind, name, topic, visibility, created_at)
+             VALUES ('room', ?, ?, ?, ?)
+             RETURNING id, kind, name, topic, visibility, created_at, last_seq",
+        )
+        .bind(new.name.as_str())
+        .bind(new.topic.as_str())
+        .bind(visibility_str(new.visibility))
+        .bind(new.created_at)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO members (room_id, user_id, role, joined_at) VALUES (?, ?, 'owner', ?)",
+        )
+        .bind(row.id)
+        .bind(new.owner.get())
+        .bind(new.created_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        row.try_into()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn create_or_read_dm(
+        &self,
+        a: UserId,
+        b: UserId,
+        now: i64,
+    ) -> Result<(RoomRecord, bool), StorageError> {
+        let key = format!("{}:{}", a.get().min(b.get()), a.get().max(b.get()));
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let created: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO rooms (kind, name, topic, visibility, dm_key, created_at)
+             VALUES ('dm', NULL, '', 'private', ?, ?)
+             ON CONFLICT (dm_key) DO NOTHING
+             RETURNING id",
+        )
+        .bind(&key)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(id) = created {
+            for user in [a, b] {
+                sqlx::query(
+                    "INSERT INTO members (room_id, user_id, role, joined_at) VALUES (?, ?, 'member', ?)",
+                )
+                .bind(id)
+                .bind(user.get())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        let row: RoomRow = sqlx::query_as(concat!(
+            "SELECT ",
+            room_columns!(),
+            " FROM rooms r WHERE r.dm_key = ?"
+        ))
+        .bind(&key)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok((row.try_into()?, created.is_some()))
+    }
+
+    #[tracing::instrument(skip_all, fields(room_id = %room, user_id = %user))]
+    async fn create_member(
+        &self,
+        room: RoomId,
+        user: UserId,
+        role: Role,
+        now: i64,
+    ) -> Result<bool, StorageError> {
+        let done = sqlx::query(
+            "INSERT INTO members (room_id, user_id, role, joined_at) VALUES (?, ?, ?, ?)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(room.get())
+        .bind(user.get())
+        .bind(role.as_str())
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    #[tracing::instrument(skip_all, fields(room_id = %id))]
+    async fn read_room(&self, id: RoomId) -> Result<Option<RoomRecord>, StorageError> {
+        let row: Option<RoomRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            room_columns!(),
+            " FROM rooms r WHERE r.id = ?"
+        ))
+        .bind(id.get())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(TryInto::try_into).transpose()
+    }
+
+    async fn read_room_seqs(&self) -> Result<Vec<(RoomId, i64)>, StorageError> {
+        let rows: Vec<(i64, i64)> = sqlx::query_as("SELECT id, last_seq FROM rooms")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, seq)| (RoomId::new(id), seq))
+            .collect())
+    }
+
+    #[tracing::instrument(skip_all, fields(room_id = %room, user_id = %user))]
+    async fn read_role(&self, room: RoomId, user: UserId) -> Result<Option<Role>, StorageError> {
+        let role: Option<String> =
+            sqlx::query_scalar("SELECT role FROM members WHERE room_id = ? AND user_id = ?")
+                .bind(room.get())
+                .bind(user.get())
+                .fetch_optional(&self.pool)
+                .await?;
+        role.as_deref().map(parse_role).transpose()
+    }
+
+    #[tracing::instrument(skip_all, fields(user_id = %user))]
+    async fn read_memberships(
+        &self,
+        user: UserId,
+        only: Option<RoomId>,
+    ) -> Result<Vec<MembershipRecord>, StorageError> {
+        #[derive(FromRow)]
+        struct Row {
+            #[sqlx(flatten)]
+            room: RoomRow,
+            role: String,
+            member_count: i64,
+            peer_id: Option<i64>,
+            peer_username: Option<String>,
+            peer_display_name: Option<String>,
+            peer_created_at: Option<i64>,
+        }
+        let rows: Vec<Row> = sqlx::query_as(concat!(
+            "SELECT ",
+            room_columns!(),
+            ", m.role,
+                    (SELECT COUNT(*) FROM members c WHERE c.room_id = r.id) AS member_count,
+                    p.id AS peer_id, p.username AS peer_username,
+                    p.display_name AS peer_display_name, p.created_at AS peer_created_at
+             FROM members m
+             JOIN rooms r ON r.id = m.room_id
+             LEFT JOIN members pm ON r.kind = 'dm' AND pm.room_id = r.id AND pm.user_id != m.user_id
+             LEFT JOIN users p ON p.id = pm.user_id
+             WHERE m.user_id = ?1 AND (?2 IS NULL OR r.id = ?2)
+             ORDER BY r.id"
+        ))
+        .bind(user.get())
+        .bind(only.map(RoomId::get))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|row| {
+                let peer = match (row.peer_id, row.peer_username, row.peer_display_name) {
+                    (Some(id), Some(username), Some(display_name)) => Some(
+                        UserRow {
+                            id,
+                            username,
+                            display_name,
+                            created_at: row.peer_created_at.unwrap_or_default(),
+                        }
+                        .try_into()?,
+                    ),
+                    _ => None,
+                };
+                Ok(MembershipRecord {
+                    room: row.room.try_into()?,
+                    role: parse_role(&row.role)?,
+                    member_count: row.member_count,
+                    peer,
+                })
+            })
+            .collect()
+    }
+
+    #[tracing::instrument(skip_all, fields(user_id = %viewer))]
+    async fn read_public_rooms(
+        &self,
+        viewer: UserId,
+    ) -> Result<Vec<PublicRoomRecord>, StorageError> {
+        #[derive(FromRow)]
+        struct Row {
+            #[sqlx(flatten)]
+            room: RoomRow,
+            member_count: i64,
+            joined: bool,
+        }
+        let rows: Vec<Row> = sqlx::query_as(concat!("SELECT ", room_columns!(), ",
+                    (SELECT COUNT(*) FROM members c WHERE c.room_id = r.id) AS member_count,
+                    EXISTS (SELECT 1 FROM members j WHERE j.room_id = r.id AND j.user_id = ?) AS joined
+             FROM rooms r
+             WHERE r.kind = 'room' AND r.visibility = 'public'
+             ORDER BY r.name COLLATE NOCASE
+             LIMIT 500"))
+        .bind(viewer.get())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(PublicRoomRecord {
+                    room: row.room.try_into()?,
+                    member_count: row.member_count,
+                    joined: row.joined,
+                })
+            })
+            .collect()
+    }
+
+    #[tracing::instrument(skip_all, fields(room_id = %room))]
+    async fn read_members(&self, room: RoomId) -> Result<Vec<MemberRecord>, StorageError> {
+        #[derive(FromRow)]
+        struct Row {
+            #[sqlx(flatten)]
+            user: UserRow,
+            role: String,
+            last_seen_at: Option<i64>,
+        }
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT u.id, u.username, u.display_name, u.created_at, u.last_seen_at, m.role
+             FROM members m JOIN users u ON u.id = m.user_id
+             WHERE m.room_id = ?
+             ORDER BY u.username",
+        )
+        .bind(room.get())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(MemberRecord {
+                    user: row.user.try_into()?,
+                    role: parse_role(&row.role)?,
+                    last_seen_at: row.last_seen_at,
+                })
+            })
+            .collect()
+    }
+
+    #[tracing::instrument(skip_all, fields(room_id = %id))]
+    async fn update_room(
+        &self,
+        id: RoomId,
+        name: Option<&RoomName>,
+        topic: Option<&Topic>,
+    ) -> Result<(), StorageError> {
+        sqlx::query(
+            "UPDATE rooms SET name = COALESCE(?, name), topic = COALESCE(?, topic) WHERE id = ?",
+        )
+        .bind(name.map(RoomName::as_str))
+        .bind(topic.map(Topic::as_str))
+        .bind(id.get())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(room_id = %room, user_id = %user))]
+    async fn delete_member(&self, room: RoomId, user: UserId) -> Result<bool, StorageError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let role: Option<String> = sqlx::query_scalar(
+            "DELETE FROM members WHERE room_id = ? AND user_id = ? RETURNING role",
+        )
+        .bind(room.get())
+        .bind(user.get())
+        .fetch_optional(&mut *tx)
+        .await?;
+        if role.as_deref() == Some("owner") {
+            // A room always has an owner while it has members: the senior admin, else the
+            // senior member, takes over.
+            sqlx::query(
+                "UPDATE members SET role = 'owner'
+                 WHERE room_id = ?1 AND user_id = (
+                     SELECT user_id FROM members WHERE room_id = ?1
+                     ORDER BY CASE role WHEN 'admin' THEN 0 ELSE 1 END, joined_at, user_id
+                     LIMIT 1)",
+            )
+            .bind(room.get())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(role.is_some())
+    }
+
+    #[tracing::instrument(skip_all, fields(batch = batch.len()))]
+    async fn append_messages(
+        &self,
+        batch: &[NewMessage],
+    ) -> Result<Vec<AppendOutcome>, StorageError> {
+        // IMMEDIATE: take the write lock up front, so the reads below cannot be invalidated by
+        // another writer (a deferred transaction would fail with SQLITE_BUSY_SNAPSHOT).
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for new in batch {
+            let existing: Option<MessageRow> = sqlx::query_as(concat!(
+                "SELECT ",
+                message_columns!(),
+                " FROM messages WHERE sender_id = ? AND client_id = ?"
+            ))
+            .bind(new.sender_id.get())
+            .bind(new.client_id.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(row) = existing {
+                outcomes.push(AppendOutcome::Duplicate(row.try_into()?));
+                continue;
+            }
+            let member: Option<i64> =
+                sqlx::query_scalar("SELECT 1 FROM members WHERE room_id = ? AND user_id = ?")
+                    .bind(new.room_id.get())
+                    .bind(new.sender_id.get())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if member.is_none() {
+                outcomes.push(AppendOutcome::NotMember);
+                continue;
+            }
+            let seq: i64 = sqlx::query_scalar(
+                "UPDATE rooms SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq",
+            )
+            .bind(new.room_id.get())
+            .fetch_one(&mut *tx)
+            .await?;
+            let row: MessageRow = sqlx::query_as(concat!(
+                "INSERT INTO messages (room_id, seq, sender_id, client_id, body, created_at)
+                 VALUES (?, ?, ?, ?, ?, ?)
+                 RETURNING ",
+                message_columns!()
+            ))
+            .bind(new.room_id.get())
+            .bind(seq)
+            .bind(new.sender_id.get())
+            .bind(new.client_id.as_str())
+            .bind(new.body.as_str())
+            .bind(new.created_at)
+            .fetch_one(&mut *tx)
+            .await?;
+            outcomes.push(AppendOutcome::Stored(row.try_into()?));
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+
+    #[tracing::instrument(skip_all, fields(room_id = %room))]
+    async fn read_messages_between(
+        &self,
+        room: RoomId,
+        after: i64,
+        upto: i64,
+        limit: i64,
+    ) -> Result<Vec<Message>, StorageError> {
+        let rows: Vec<MessageRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            message_columns!(),
+            " FROM messages
+             WHERE room_id = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?"
+        ))
+        .bind(room.get())
+        .bind(after)
+        .bind(upto)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    #[tracing::instrument(skip_all, fields(room_id = %room))]
+    async fn read_messages_before(
+        &self,
+        room: RoomId,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<Message>, StorageError> {
+        let mut rows: Vec<MessageRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            message_columns!(),
+            " FROM messages
+             WHERE room_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?"
+        ))
+        .bind(room.get())
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.reverse();
+        rows.into_iter().map(TryInto::try_into).collect()
     }
 }
 

@@ -1,0 +1,147 @@
+//! The WebSocket protocol at `/ws`: every frame either side may send, as JSON text frames
+//! tagged by `"type"`. Shared by the server and the client so the two cannot drift apart;
+//! docs/protocol.md shows each with an example.
+//!
+//! A session: connect (authenticated by cookie or bearer token) → the client sends `hello`
+//! with the last sequence number it holds per room → the server answers `ready`, then one
+//! `synced` per room with exactly the missed messages, then the live stream.
+
+use serde::{Deserialize, Serialize};
+
+use crate::api::{Member, Message, RoomSummary, User};
+use crate::domain::{RoomId, UserId};
+use crate::error::ErrorCode;
+
+/// The client's position in one room: it holds every message up to `last_seq`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomCursor {
+    pub room_id: RoomId,
+    pub last_seq: i64,
+}
+
+/// Frames the client sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientFrame {
+    /// First frame after connecting. Rooms not listed are treated as new to this client: it gets
+    /// their latest page (`limited` when older messages exist).
+    Hello {
+        #[serde(default)]
+        resume: Vec<RoomCursor>,
+    },
+    /// Post a message. Acknowledged with `sent` only after it is durably stored; sending again
+    /// with the same `client_id` returns the original and stores nothing.
+    Send {
+        room_id: RoomId,
+        client_id: String,
+        body: String,
+    },
+    /// The user is (or stopped) typing in a room. Send `active: true` at most every 3 s while
+    /// typing; receivers expire it after 6 s on their own.
+    Typing { room_id: RoomId, active: bool },
+}
+
+/// Someone's presence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Presence {
+    pub user_id: UserId,
+    pub online: bool,
+    /// Unix ms of the last disconnect, when offline.
+    pub last_seen_at: Option<i64>,
+}
+
+/// Why the client is no longer in a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeftReason {
+    Left,
+    Kicked,
+}
+
+/// Frames the server sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    /// Answer to `hello`: who you are, your rooms and DMs, and the presence of everyone who
+    /// shares one with you.
+    Ready {
+        user: User,
+        rooms: Vec<RoomSummary>,
+        presence: Vec<Presence>,
+    },
+    /// The messages of a room after the client's cursor, in order. `limited: true` means the
+    /// gap was too large: these are only the newest, and the client should drop what it holds
+    /// for the room and page back through history.
+    Synced {
+        room_id: RoomId,
+        messages: Vec<Message>,
+        limited: bool,
+    },
+    /// A new message in one of your rooms (also your own, from any tab).
+    Message { message: Message },
+    /// Your `send` is stored (or was already: same `client_id`).
+    Sent { client_id: String, message: Message },
+    /// A frame of yours was refused. `client_id` is set when it was a `send`.
+    Error {
+        code: ErrorCode,
+        message: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_id: Option<String>,
+    },
+    /// Someone who shares a room with you came online or went offline.
+    Presence(Presence),
+    /// Someone is typing (or stopped) in one of your rooms.
+    Typing {
+        room_id: RoomId,
+        user_id: UserId,
+        active: bool,
+    },
+    /// You are now in a room (you created, joined, were invited, or opened a DM). Its messages
+    /// follow in a `synced` frame.
+    RoomJoined { room: RoomSummary },
+    /// A room's name or topic changed.
+    RoomUpdated {
+        room_id: RoomId,
+        name: String,
+        topic: crate::domain::Topic,
+    },
+    /// You are no longer in this room; its events stop now.
+    RoomLeft { room_id: RoomId, reason: LeftReason },
+    /// Someone joined a room you are in.
+    MemberJoined { room_id: RoomId, member: Member },
+    /// Someone left or was removed from a room you are in.
+    MemberLeft { room_id: RoomId, user_id: UserId },
+}
+
+/// WebSocket close codes the server uses besides the standard ones.
+pub mod close_code {
+    /// The client did not read fast enough; reconnect and resume.
+    pub const SLOW_CONSUMER: u16 = 4008;
+    /// The session was logged out or expired; sign in again.
+    pub const SESSION_ENDED: u16 = 4001;
+    /// The first frame was not `hello` in time.
+    pub const NO_HELLO: u16 = 4002;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_are_tagged_by_type_in_snake_case() {
+        let f: ClientFrame =
+            serde_json::from_str(r#"{"type":"send","room_id":1,"client_id":"c1","body":"hi"}"#)
+                .unwrap();
+        assert!(matches!(f, ClientFrame::Send { .. }));
+        let hello: ClientFrame = serde_json::from_str(r#"{"type":"hello"}"#).unwrap();
+        assert_eq!(hello, ClientFrame::Hello { resume: vec![] });
+        let out = serde_json::to_value(ServerFrame::Presence(Presence {
+            user_id: UserId::new(3),
+            online: true,
+            last_seen_at: None,
+        }))
+        .unwrap();
+        assert_eq!(out["type"], "presence");
+        assert_eq!(out["user_id"], 3);
+    }
+}

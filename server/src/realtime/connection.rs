@@ -1,0 +1,450 @@
+//! One chat connection at `/ws`: upgrade checks, `hello` and resume, sends, typing, presence.
+//!
+//! Per connection there are two tasks: the reader (this module's `ChatHandler` driven by
+//! `socket::read_loop`) and the writer (`socket::write_loop`) draining a bounded outbox. Nothing
+//! the client does can grow server memory: frames are size-limited, the outbox is bounded (a
+//! full one closes the connection, which resumes from its cursor), the rate is limited.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use app::api::User;
+use app::domain::{ClientMessageId, MessageBody, RoomId};
+use app::error::ErrorCode;
+use app::protocol::{ClientFrame, Presence, ServerFrame, close_code};
+use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::http::{HeaderMap, header};
+use axum::response::Response;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+
+use super::hub::{ConnHandle, Outgoing, encode};
+use super::socket::{self, CatchUp, Flow, Handler};
+use super::writer::{Job, Reply};
+use crate::auth::AuthSession;
+use crate::clock;
+use crate::error::ApiError;
+use crate::rooms::summary_of;
+use crate::state::AppState;
+use crate::storage::{NewMessage, Storage};
+
+/// Messages sent on resume at most; a larger gap gets the newest page and `limited`.
+pub const RESUME_MAX: i64 = 200;
+/// A history page.
+pub const PAGE: i64 = 50;
+/// Time a new connection has to send `hello`.
+const HELLO_WITHIN: Duration = Duration::from_secs(10);
+
+pub async fn upgrade(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    // Browsers always send Origin on a WebSocket handshake; a page on another site must not
+    // open a socket with our user's cookie. Non-browser clients send none.
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let ok = origin.to_str().is_ok_and(|o| state.origins.allows(o));
+        if !ok {
+            return Err(ApiError::CrossSite);
+        }
+    }
+    let session = AuthSession::from_headers(&state, &headers).await?;
+    let ws = ws.map_err(|r| ApiError::BadRequest(r.body_text()))?;
+    let limits = &state.config.limits;
+    if state.hub.connection_count(session.user_id) >= limits.ws_per_user {
+        return Err(ApiError::TooManyConnections);
+    }
+    if state.hub.total_connections() >= limits.ws_total {
+        return Err(ApiError::Busy);
+    }
+    let user = state
+        .storage
+        .read_user(session.user_id)
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
+    let user = crate::auth::user_json(user);
+    let tracker = state.tasks.token();
+    Ok(
+        socket::configure(ws, limits.ws_max_message_bytes).on_upgrade(move |socket| async move {
+            run(state, socket, session, user).await;
+            drop(tracker);
+        }),
+    )
+}
+
+async fn run(state: AppState, socket: WebSocket, session: AuthSession, user: User) {
+    let (sink, mut stream) = socket.split();
+    let (tx, outbox) = mpsc::channel(state.config.limits.ws_outbox_frames);
+    let conn = ConnHandle::new(
+        state.hub.next_conn_id(),
+        user.id,
+        Arc::from(session.session_id.as_str()),
+        tx,
+    );
+    let came_online = match state.hub.connect(&conn, state.config.limits.ws_per_user) {
+        Ok(first) => first,
+        Err(_) => {
+            conn.close(code_policy(), "too many connections");
+            false
+        }
+    };
+    let writer = tokio::spawn(socket::write_loop(
+        sink,
+        outbox,
+        conn.clone(),
+        Loader {
+            storage: state.storage.clone(),
+        },
+    ));
+    let mut handler = ChatHandler {
+        state: state.clone(),
+        conn: conn.clone(),
+        user,
+        came_online,
+        helloed: false,
+        hello_timer: None,
+        bucket: TokenBucket::new(
+            state.config.limits.ws_burst,
+            state.config.limits.ws_frames_per_sec,
+        ),
+    };
+    let hello_timer = {
+        let conn = conn.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(HELLO_WITHIN).await;
+            conn.close(close_code::NO_HELLO, "send hello first");
+        })
+    };
+    handler.hello_timer = Some(hello_timer.abort_handle());
+    socket::read_loop(&mut stream, &conn, &state.shutdown, &mut handler).await;
+    hello_timer.abort();
+    conn.close(socket::code::NORMAL, "");
+    let (rooms, went_offline) = state.hub.disconnect(&conn);
+    if went_offline {
+        let now = clock::now_millis();
+        if handler.helloed && !state.hub.is_online(conn.user) {
+            let frame = ServerFrame::Presence(Presence {
+                user_id: conn.user,
+                online: false,
+                last_seen_at: Some(now),
+            });
+            state.hub.broadcast_to_rooms(&rooms, &frame, conn.user);
+        }
+        if let Err(e) = state.storage.update_user_last_seen(conn.user, now).await {
+            tracing::warn!(error = ?e, "could not record last seen");
+        }
+    }
+    drop(handler);
+    drop(conn);
+    writer.await.ok();
+}
+
+fn code_policy() -> u16 {
+    socket::code::POLICY
+}
+
+struct Loader {
+    storage: Arc<dyn Storage>,
+}
+
+impl CatchUp for Loader {
+    async fn load(&mut self, room: RoomId, after: Option<i64>, upto: i64) -> Option<Utf8Bytes> {
+        let result = match after {
+            Some(after) if after <= upto && upto - after <= RESUME_MAX => self
+                .storage
+                .read_messages_between(room, after, upto, RESUME_MAX)
+                .await
+                .map(|m| (m, false)),
+            _ => self
+                .storage
+                .read_messages_before(room, Some(upto + 1), PAGE)
+                .await
+                .map(|m| {
+                    let older = m.first().is_some_and(|f| f.seq > 1);
+                    (m, older || after.is_some_and(|a| a < upto))
+                }),
+        };
+        match result {
+            Ok((messages, limited)) => Some(encode(&ServerFrame::Synced {
+                room_id: room,
+                messages,
+                limited,
+            })),
+            Err(e) => {
+                tracing::error!(error = ?e, room_id = %room, "catch-up failed");
+                None
+            }
+        }
+    }
+}
+
+/// Frames per second with a burst allowance.
+struct TokenBucket {
+    capacity: f64,
+    tokens: f64,
+    per_sec: f64,
+    at: Instant,
+}
+
+impl TokenBucket {
+    fn new(burst: u32, per_sec: u32) -> Self {
+        Self {
+            capacity: f64::from(burst),
+            tokens: f64::from(burst),
+            per_sec: f64::from(per_sec),
+            at: Instant::now(),
+        }
+    }
+
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        let refill = now.duration_since(self.at).as_secs_f64() * self.per_sec;
+        self.tokens = (self.tokens + refill).min(self.capacity);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+struct ChatHandler {
+    state: AppState,
+    conn: ConnHandle,
+    user: User,
+    came_online: bool,
+    helloed: bool,
+    hello_timer: Option<tokio::task::AbortHandle>,
+    bucket: TokenBucket,
+}
+
+impl ChatHandler {
+    fn error(&self, code: ErrorCode, message: &str, client_id: Option<String>) {
+        self.conn.send_frame(&ServerFrame::Error {
+            code,
+            message: message.to_owned(),
+            client_id,
+        });
+    }
+
+    async fn hello(&mut self, resume: Vec<app::protocol::RoomCursor>) -> Flow {
+        let state = &self.state;
+        let loaded = async {
+            let memberships = state.storage.read_memberships(self.user.id, None).await?;
+            let contacts = state.storage.read_contacts(self.user.id).await?;
+            Ok::<_, crate::storage::StorageError>((memberships, contacts))
+        }
+        .await;
+        let (memberships, contacts) = match loaded {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::error!(error = ?e, "hello failed");
+                self.error(
+                    ErrorCode::Internal,
+                    "Could not load your rooms; reconnect.",
+                    None,
+                );
+                self.conn.close(socket::code::GOING_AWAY, "internal error");
+                return Flow::Stop;
+            }
+        };
+        let presence = contacts
+            .into_iter()
+            .map(|(user_id, seen)| {
+                let online = state.hub.is_online(user_id);
+                Presence {
+                    user_id,
+                    online,
+                    last_seen_at: if online { None } else { seen },
+                }
+            })
+            .collect();
+        let rooms: Vec<RoomId> = memberships.iter().map(|m| m.room.id).collect();
+        self.conn.send_frame(&ServerFrame::Ready {
+            user: self.user.clone(),
+            rooms: memberships.into_iter().map(summary_of).collect(),
+            presence,
+        });
+        let cursors: HashMap<RoomId, i64> = resume
+            .into_iter()
+            .map(|c| (c.room_id, c.last_seq))
+            .collect();
+        for room in &rooms {
+            state
+                .hub
+                .subscribe(*room, &self.conn, cursors.get(room).copied());
+        }
+        self.helloed = true;
+        if let Some(timer) = self.hello_timer.take() {
+            timer.abort();
+        }
+        if self.came_online {
+            let frame = ServerFrame::Presence(Presence {
+                user_id: self.user.id,
+                online: true,
+                last_seen_at: None,
+            });
+            state.hub.broadcast_to_rooms(&rooms, &frame, self.user.id);
+        }
+        Flow::Continue
+    }
+
+    async fn send(&mut self, room_id: RoomId, client_id: String, body: String) -> Flow {
+        let client = match ClientMessageId::parse(&client_id) {
+            Ok(c) => c,
+            Err(e) => {
+                self.error(e.code(), &e.to_string(), Some(client_id));
+                return Flow::Continue;
+            }
+        };
+        let body = match MessageBody::parse(&body) {
+            Ok(b) => b,
+            Err(e) => {
+                self.error(e.code(), &e.to_string(), Some(client_id));
+                return Flow::Continue;
+            }
+        };
+        if !self.state.hub.is_subscribed(room_id, self.conn.id) {
+            self.error(
+                ErrorCode::NotFound,
+                "No such room, or you are not a member of it.",
+                Some(client_id),
+            );
+            return Flow::Continue;
+        }
+        let job = Job {
+            message: NewMessage {
+                room_id,
+                sender_id: self.user.id,
+                client_id: client,
+                body,
+                created_at: clock::now_millis(),
+            },
+            reply: Reply::Conn(self.conn.clone()),
+        };
+        if self.state.writer.submit(job).await.is_err() {
+            self.error(
+                ErrorCode::ServerBusy,
+                "The server is shutting down.",
+                Some(client_id),
+            );
+            return Flow::Stop;
+        }
+        Flow::Continue
+    }
+}
+
+impl Handler for ChatHandler {
+    async fn on_text(&mut self, text: Utf8Bytes) -> Flow {
+        if !self.bucket.take() {
+            self.error(
+                ErrorCode::RateLimited,
+                "Too many frames too fast; slow down and reconnect.",
+                None,
+            );
+            self.conn.close(socket::code::POLICY, "rate limit exceeded");
+            return Flow::Stop;
+        }
+        let frame: ClientFrame = match serde_json::from_str(text.as_str()) {
+            Ok(f) => f,
+            Err(e) => {
+                self.error(
+                    ErrorCode::BadFrame,
+                    &format!("Not a frame this server understands: {e}"),
+                    None,
+                );
+                return Flow::Continue;
+            }
+        };
+        match frame {
+            ClientFrame::Hello { resume } if !self.helloed => self.hello(resume).await,
+            ClientFrame::Hello { .. } => {
+                self.error(ErrorCode::BadFrame, "hello was already received.", None);
+                Flow::Continue
+            }
+            _ if !self.helloed => {
+                self.error(ErrorCode::BadFrame, "Send hello first.", None);
+                Flow::Continue
+            }
+            ClientFrame::Send {
+                room_id,
+                client_id,
+                body,
+            } => self.send(room_id, client_id, body).await,
+            ClientFrame::Typing { room_id, active } => {
+                if self.state.hub.is_subscribed(room_id, self.conn.id) {
+                    let frame = ServerFrame::Typing {
+                        room_id,
+                        user_id: self.user.id,
+                        active,
+                    };
+                    self.state
+                        .hub
+                        .broadcast(room_id, &frame, Some(self.user.id));
+                } else {
+                    self.error(
+                        ErrorCode::NotFound,
+                        "No such room, or you are not a member of it.",
+                        None,
+                    );
+                }
+                Flow::Continue
+            }
+        }
+    }
+
+    async fn on_binary(&mut self, _data: Bytes) -> Flow {
+        self.error(
+            ErrorCode::BadFrame,
+            "Binary frames are not used; send JSON text.",
+            None,
+        );
+        Flow::Continue
+    }
+}
+
+/// Test-only echo route on the same socket code (`NATTER_WS_ECHO=1`), for the Autobahn
+/// conformance suite. Never enabled by default: it needs no authentication.
+pub async fn echo(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
+    let tracker = state.tasks.token();
+    socket::configure(ws, 16 * 1024 * 1024 + 1024).on_upgrade(move |socket| async move {
+        let (sink, mut stream) = socket.split();
+        let (tx, outbox) = mpsc::channel(64);
+        let conn = ConnHandle::new(0, app::domain::UserId::new(0), Arc::from(""), tx);
+        let writer = tokio::spawn(socket::write_loop(
+            sink,
+            outbox,
+            conn.clone(),
+            socket::NoCatchUp,
+        ));
+        let mut handler = Echo { conn: conn.clone() };
+        socket::read_loop(&mut stream, &conn, &state.shutdown, &mut handler).await;
+        conn.close(socket::code::NORMAL, "");
+        drop(handler);
+        drop(conn);
+        writer.await.ok();
+        drop(tracker);
+    })
+}
+
+struct Echo {
+    conn: ConnHandle,
+}
+
+impl Handler for Echo {
+    async fn on_text(&mut self, text: Utf8Bytes) -> Flow {
+        self.conn.send_wait(Outgoing::Frame(text)).await;
+        Flow::Continue
+    }
+
+    async fn on_binary(&mut self, data: Bytes) -> Flow {
+        self.conn.send_wait(Outgoing::Binary(data)).await;
+        Flow::Continue
+    }
+}

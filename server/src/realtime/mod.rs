@@ -1,0 +1,12 @@
+//! Real-time delivery: the WebSocket connections (`connection`, on the shared `socket` code),
+//! the in-process fan-out `hub`, and the group-committing message `writer`.
+//!
+//! The data flow of a message: a client's `send` frame → `connection` parses it into domain
+//! types → `writer` queue → one transaction for the whole batch (durable) → `hub` publishes the
+//! serialized frame, once, to every connection following the room, in commit order → the
+//! sender gets `sent`.
+
+pub mod connection;
+pub mod hub;
+pub mod socket;
+pub mod writer;

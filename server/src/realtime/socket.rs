@@ -1,0 +1,203 @@
+//! WebSocket plumbing shared by every socket route: limits, the writer task (outbox → socket,
+//! batched per flush), the reader loop (heartbeat, shutdown, close handshake), close codes.
+//!
+//! The chat connection (`connection.rs`) and the test-only echo route (for the Autobahn
+//! conformance suite) both run on this code, so conformance is measured on what ships.
+
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use bytes::Bytes;
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, timeout};
+use tokio_util::sync::CancellationToken;
+
+use app::domain::RoomId;
+
+use super::hub::{ConnHandle, Outgoing};
+
+/// How often the server pings, and how long a silent peer is kept.
+pub const PING_EVERY: Duration = Duration::from_secs(20);
+pub const DEAD_AFTER: Duration = Duration::from_secs(50);
+/// Frames written per flush at most (batching).
+const WRITE_BATCH: usize = 64;
+
+/// Standard close codes (RFC 6455 §7.4.1).
+pub mod code {
+    pub const NORMAL: u16 = 1000;
+    pub const GOING_AWAY: u16 = 1001;
+    pub const PROTOCOL_ERROR: u16 = 1002;
+    pub const INVALID_DATA: u16 = 1007;
+    pub const POLICY: u16 = 1008;
+    pub const TOO_BIG: u16 = 1009;
+}
+
+/// Socket settings. The read buffer is 4 KiB (axum's 128 KiB default costs ~130 KB per idle
+/// connection); the write buffer only grows while frames are queued for a flush.
+pub fn configure(ws: WebSocketUpgrade, max_message: usize) -> WebSocketUpgrade {
+    ws.read_buffer_size(4 * 1024)
+        .write_buffer_size(16 * 1024)
+        .max_write_buffer_size(32 * 1024 * 1024)
+        .max_message_size(max_message)
+        .max_frame_size(max_message)
+}
+
+/// What the reader loop should do after a message.
+pub enum Flow {
+    Continue,
+    Stop,
+}
+
+/// A socket's message handler.
+pub trait Handler {
+    fn on_text(&mut self, text: Utf8Bytes) -> impl Future<Output = Flow> + Send;
+    fn on_binary(&mut self, data: Bytes) -> impl Future<Output = Flow> + Send;
+}
+
+/// Answers `Outgoing::CatchUp` markers with the frame to send (the chat loads messages).
+pub trait CatchUp: Send {
+    fn load(
+        &mut self,
+        room: RoomId,
+        after: Option<i64>,
+        upto: i64,
+    ) -> impl Future<Output = Option<Utf8Bytes>> + Send;
+}
+
+/// For sockets that never subscribe to rooms.
+pub struct NoCatchUp;
+
+impl CatchUp for NoCatchUp {
+    async fn load(&mut self, _: RoomId, _: Option<i64>, _: i64) -> Option<Utf8Bytes> {
+        None
+    }
+}
+
+/// Writes the outbox to the socket until the connection closes, then sends a close frame.
+pub async fn write_loop<C: CatchUp>(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut outbox: mpsc::Receiver<Outgoing>,
+    conn: ConnHandle,
+    mut catch_up: C,
+) {
+    loop {
+        let first = tokio::select! {
+            biased;
+            () = conn.closed() => break,
+            out = outbox.recv() => match out {
+                Some(out) => out,
+                None => break,
+            },
+        };
+        let step = async {
+            feed(&mut sink, first, &mut catch_up).await?;
+            for _ in 0..WRITE_BATCH {
+                match outbox.try_recv() {
+                    Ok(out) => feed(&mut sink, out, &mut catch_up).await?,
+                    Err(_) => break,
+                }
+            }
+            sink.flush().await
+        };
+        tokio::select! {
+            biased;
+            () = conn.closed() => break,
+            done = step => if done.is_err() { return },
+        }
+    }
+    // Flush what was queued before the close (an error frame explaining it, say), briefly:
+    // a peer that does not read gets its socket dropped instead.
+    let (code, reason) = conn.close_reason().unwrap_or((code::NORMAL, ""));
+    let drain = async {
+        while let Ok(out) = outbox.try_recv() {
+            if !matches!(out, Outgoing::CatchUp { .. } | Outgoing::Ping) {
+                feed(&mut sink, out, &mut catch_up).await?;
+            }
+        }
+        sink.send(Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        })))
+        .await
+    };
+    if timeout(Duration::from_secs(2), drain).await.is_err() {
+        tracing::debug!(conn = conn.id, "close frame not delivered in time");
+    }
+}
+
+async fn feed<C: CatchUp>(
+    sink: &mut SplitSink<WebSocket, Message>,
+    out: Outgoing,
+    catch_up: &mut C,
+) -> Result<(), axum::Error> {
+    let message = match out {
+        Outgoing::Frame(text) => Message::Text(text),
+        Outgoing::Binary(data) => Message::Binary(data),
+        Outgoing::Ping => Message::Ping(Bytes::new()),
+        Outgoing::CatchUp { room, after, upto } => match catch_up.load(room, after, upto).await {
+            Some(text) => Message::Text(text),
+            None => return Ok(()),
+        },
+    };
+    sink.feed(message).await
+}
+
+/// Reads until the peer closes, the connection is closed by us, or the server shuts down.
+/// Keeps reading after a close so the close handshake completes (RFC 6455 §5.5.1).
+pub async fn read_loop<H: Handler>(
+    stream: &mut SplitStream<WebSocket>,
+    conn: &ConnHandle,
+    shutdown: &CancellationToken,
+    handler: &mut H,
+) {
+    let mut heartbeat = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
+    let mut last_heard = Instant::now();
+    loop {
+        tokio::select! {
+            () = conn.closed() => break,
+            () = shutdown.cancelled() => {
+                conn.close(code::GOING_AWAY, "server shutting down");
+                break;
+            }
+            _ = heartbeat.tick() => {
+                if last_heard.elapsed() > DEAD_AFTER {
+                    conn.close(code::GOING_AWAY, "no heartbeat");
+                    break;
+                }
+                conn.send(Outgoing::Ping);
+            }
+            message = stream.next() => {
+                last_heard = Instant::now();
+                let flow = match message {
+                    None => return,
+                    Some(Err(e)) => {
+                        let text = e.to_string();
+                        let (code, reason) = if text.contains("too long") || text.contains("Space limit") {
+                            (code::TOO_BIG, "message too big")
+                        } else if text.contains("UTF-8") || text.contains("utf-8") {
+                            (code::INVALID_DATA, "invalid UTF-8")
+                        } else {
+                            (code::PROTOCOL_ERROR, "protocol error")
+                        };
+                        tracing::debug!(conn = conn.id, error = %text, "websocket read failed");
+                        conn.close(code, reason);
+                        break;
+                    }
+                    Some(Ok(Message::Text(text))) => handler.on_text(text).await,
+                    Some(Ok(Message::Binary(data))) => handler.on_binary(data).await,
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => Flow::Continue,
+                    // tungstenite answers the close itself; keep polling until the stream ends.
+                    Some(Ok(Message::Close(_))) => Flow::Continue,
+                };
+                if matches!(flow, Flow::Stop) {
+                    break;
+                }
+            }
+        }
+    }
+    // We are closing: wait (briefly) for the peer's close reply so the handshake completes.
+    let drain = async { while stream.next().await.is_some() {} };
+    timeout(Duration::from_secs(3), drain).await.ok();
+}
