@@ -164,3 +164,246 @@ pub async fn error_code(resp: Response, status: StatusCode) -> String {
     assert!(!message.is_empty());
     body["error"]["code"].as_str().expect("code").to_owned()
 }
+
+// ---------- rooms and WebSockets ----------
+
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long a test waits for a frame before failing (a hang is a failure, not a slow pass).
+pub const FRAME_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+pub struct Ws {
+    pub stream: WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>,
+}
+
+/// What ended a socket, as the client saw it.
+#[derive(Debug)]
+pub enum Ended {
+    Closed(Option<u16>),
+    Dropped,
+}
+
+impl Ws {
+    pub async fn send(&mut self, frame: Value) {
+        self.stream
+            .send(WsMessage::Text(frame.to_string().into()))
+            .await
+            .expect("frame sent");
+    }
+
+    /// The next JSON frame, or `None` when the socket ends first.
+    pub async fn next(&mut self) -> Option<Value> {
+        loop {
+            let msg = tokio::time::timeout(FRAME_WAIT, self.stream.next())
+                .await
+                .expect("a frame in time")?;
+            match msg {
+                Ok(WsMessage::Text(t)) => {
+                    return Some(serde_json::from_str(&t).expect("json frame"));
+                }
+                Ok(WsMessage::Close(_)) | Err(_) => return None,
+                Ok(_) => continue,
+            }
+        }
+    }
+
+    /// Skips frames until one has `"type": kind`.
+    pub async fn recv(&mut self, kind: &str) -> Value {
+        loop {
+            let frame = self
+                .next()
+                .await
+                .unwrap_or_else(|| panic!("socket ended waiting for {kind}"));
+            if frame["type"] == kind {
+                return frame;
+            }
+        }
+    }
+
+    /// Skips frames until one matches.
+    pub async fn recv_where(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        loop {
+            let frame = self
+                .next()
+                .await
+                .unwrap_or_else(|| panic!("socket ended waiting for {what}"));
+            if pred(&frame) {
+                return frame;
+            }
+        }
+    }
+
+    /// Reads until the socket ends; returns the close code and the frames seen on the way.
+    pub async fn until_end(&mut self) -> (Ended, Vec<Value>) {
+        let mut frames = Vec::new();
+        loop {
+            let msg = tokio::time::timeout(FRAME_WAIT, self.stream.next())
+                .await
+                .expect("the socket ends in time");
+            match msg {
+                None | Some(Err(_)) => return (Ended::Dropped, frames),
+                Some(Ok(WsMessage::Close(frame))) => {
+                    let code = frame.map(|f: CloseFrame| u16::from(f.code));
+                    // Complete the handshake.
+                    while let Ok(Some(_)) =
+                        tokio::time::timeout(std::time::Duration::from_secs(1), self.stream.next())
+                            .await
+                    {}
+                    return (Ended::Closed(code), frames);
+                }
+                Some(Ok(WsMessage::Text(t))) => {
+                    frames.push(serde_json::from_str(&t).expect("json"))
+                }
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+
+    /// Asserts no frame of `kind` arrives within a short while (used after a boundary the
+    /// server has already acknowledged, so "nothing more" is the behaviour under test).
+    pub async fn assert_no(&mut self, kind: &str) {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(300);
+        while let Ok(Some(Ok(msg))) = tokio::time::timeout_at(deadline, self.stream.next()).await {
+            if let WsMessage::Text(t) = msg {
+                let v: Value = serde_json::from_str(&t).expect("json");
+                assert_ne!(v["type"], kind, "unexpected {v}");
+            }
+        }
+    }
+}
+
+impl TestApp {
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    /// Opens `/ws` with a bearer token and extra headers; the handshake error if refused.
+    pub async fn ws_raw(
+        &self,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Result<Ws, tungstenite::Error> {
+        let mut req = self.ws_url().into_client_request().expect("request");
+        if let Some(token) = token {
+            req.headers_mut().insert(
+                "authorization",
+                format!("Bearer {token}").parse().expect("header"),
+            );
+        }
+        for (k, v) in headers {
+            req.headers_mut().insert(
+                tungstenite::http::HeaderName::from_bytes(k.as_bytes()).expect("name"),
+                v.parse().expect("value"),
+            );
+        }
+        tokio_tungstenite::connect_async(req)
+            .await
+            .map(|(stream, _)| Ws { stream })
+    }
+
+    /// Connects, says hello with `resume`, and returns the socket and the `ready` frame.
+    pub async fn ws_hello(&self, token: &str, resume: Value) -> (Ws, Value) {
+        let mut ws = self.ws_raw(Some(token), &[]).await.expect("upgrade");
+        ws.send(json!({"type": "hello", "resume": resume})).await;
+        let ready = ws.recv("ready").await;
+        (ws, ready)
+    }
+
+    /// Connects fresh and waits until every room's catch-up has arrived.
+    pub async fn ws(&self, token: &str) -> Ws {
+        let (mut ws, ready) = self.ws_hello(token, json!([])).await;
+        let rooms = ready["rooms"].as_array().expect("rooms").len();
+        for _ in 0..rooms {
+            ws.recv("synced").await;
+        }
+        ws
+    }
+
+    pub async fn authed(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Response {
+        let mut req = bot().request(method, self.url(path)).bearer_auth(token);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        req.send().await.expect("request sent")
+    }
+
+    /// Creates a room as `token`'s user; returns its id.
+    pub async fn create_room(&self, token: &str, name: &str, visibility: &str) -> i64 {
+        let resp = self
+            .authed(
+                token,
+                reqwest::Method::POST,
+                "/api/rooms",
+                Some(json!({"name": name, "visibility": visibility})),
+            )
+            .await;
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        let body: Value = resp.json().await.expect("json");
+        body["id"].as_i64().expect("id")
+    }
+
+    pub async fn join(&self, token: &str, room: i64) -> Response {
+        self.authed(
+            token,
+            reqwest::Method::POST,
+            &format!("/api/rooms/{room}/join"),
+            Some(json!({})),
+        )
+        .await
+    }
+
+    /// Posts over HTTP (acknowledged when stored); returns the message.
+    pub async fn post_message(
+        &self,
+        token: &str,
+        room: i64,
+        client_id: &str,
+        body: &str,
+    ) -> Response {
+        self.authed(
+            token,
+            reqwest::Method::POST,
+            &format!("/api/rooms/{room}/messages"),
+            Some(json!({"client_id": client_id, "body": body})),
+        )
+        .await
+    }
+
+    pub async fn history(&self, token: &str, room: i64, query: &str) -> Response {
+        self.authed(
+            token,
+            reqwest::Method::GET,
+            &format!("/api/rooms/{room}/messages{query}"),
+            None,
+        )
+        .await
+    }
+
+    pub async fn user_id(&self, token: &str) -> i64 {
+        let me: Value = self.me_with_token(token).await.json().await.expect("json");
+        me["id"].as_i64().expect("id")
+    }
+}
+
+pub fn send_frame(room: i64, client_id: &str, body: &str) -> Value {
+    json!({"type": "send", "room_id": room, "client_id": client_id, "body": body})
+}
+
+pub fn seqs(messages: &Value) -> Vec<i64> {
+    messages
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| m["seq"].as_i64().expect("seq"))
+        .collect()
+}

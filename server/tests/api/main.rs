@@ -5,6 +5,8 @@ mod helpers;
 
 mod csrf;
 mod login;
+mod realtime;
+mod rooms;
 mod session;
 mod signup;
 mod site;
