@@ -72,9 +72,14 @@ ensure_npm_packages() {
   fi
 }
 
+ensure_python_venv() {
+  command -v python3 >/dev/null || apt_install python3
+  python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
+}
+
 case "${1:-build}" in
   build) ensure_rust; ensure_wasm_bindgen ;;
-  test) ensure_rust; ensure_wasm_bindgen; ensure_chromium; ensure_npm_packages ;;
+  test) ensure_rust; ensure_wasm_bindgen; ensure_chromium; ensure_npm_packages; ensure_python_venv ;;
   dev) ensure_rust; ensure_wasm_bindgen; ensure_cargo_leptos ;;
   *) echo "usage: $0 build|test|dev" >&2; exit 2 ;;
 esac
