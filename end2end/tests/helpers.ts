@@ -27,9 +27,10 @@ export const test = base.extend<{ consoleErrors: string[] }>({
 
 /** On a phone the sidebar is a drawer: open it. On a desktop it is always there. */
 export async function showSidebar(page: Page): Promise<void> {
+  const sidebar = page.getByRole('complementary', { name: 'Conversations' });
   const open = page.getByRole('button', { name: 'Open menu' });
-  if (await open.isVisible()) await open.click();
-  await expect(page.getByRole('complementary', { name: 'Conversations' })).toBeInViewport();
+  if (!(await sidebar.evaluate((el) => el.getBoundingClientRect().right > 0))) await open.click();
+  await expect(sidebar).toBeInViewport();
 }
 
 export async function signUp(page: Page, username: string, password = PASSWORD, displayName?: string) {

@@ -238,6 +238,18 @@ pub enum Visibility {
     Private,
 }
 
+macro_rules! display_as_str {
+    ($($name:ident),*) => {$(
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    )*};
+}
+
+display_as_str!(RoomName, Topic, MessageBody, ClientMessageId);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,11 @@ use gloo_net::http::{Request, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::api::{AuthResponse, LoginRequest, SessionResponse, SignupRequest};
+use crate::api::{
+    AuthResponse, CreateRoomRequest, HistoryPage, LoginRequest, Member, PublicRoom, RoomSummary,
+    SessionResponse, SignupRequest, UpdateRoomRequest, User, UserRef,
+};
+use crate::domain::{RoomId, UserId};
 use crate::error::{ErrorBody, ErrorCode};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -78,4 +82,93 @@ pub async fn logout() -> Result<(), ClientError> {
     } else {
         read::<serde_json::Value>(resp).await.map(|_| ())
     }
+}
+
+async fn get<T: DeserializeOwned>(url: &str) -> Result<T, ClientError> {
+    let resp = Request::get(url)
+        .send()
+        .await
+        .map_err(|_| ClientError::network())?;
+    read(resp).await
+}
+
+/// For endpoints that answer 204 No Content.
+async fn no_content(req: gloo_net::http::RequestBuilder) -> Result<(), ClientError> {
+    let resp = req
+        .header("Content-Type", "application/json")
+        .body("{}")
+        .map_err(|_| ClientError::network())?
+        .send()
+        .await
+        .map_err(|_| ClientError::network())?;
+    if resp.ok() {
+        Ok(())
+    } else {
+        read::<serde_json::Value>(resp).await.map(|_| ())
+    }
+}
+
+pub async fn public_rooms() -> Result<Vec<PublicRoom>, ClientError> {
+    get("/api/rooms/public").await
+}
+
+pub async fn create_room(req: &CreateRoomRequest) -> Result<RoomSummary, ClientError> {
+    post("/api/rooms", req).await
+}
+
+pub async fn join_room(room: RoomId) -> Result<RoomSummary, ClientError> {
+    post(&format!("/api/rooms/{room}/join"), &serde_json::json!({})).await
+}
+
+pub async fn leave_room(room: RoomId) -> Result<(), ClientError> {
+    no_content(Request::post(&format!("/api/rooms/{room}/leave"))).await
+}
+
+pub async fn update_room(
+    room: RoomId,
+    req: &UpdateRoomRequest,
+) -> Result<RoomSummary, ClientError> {
+    let resp = Request::patch(&format!("/api/rooms/{room}"))
+        .json(req)
+        .map_err(|_| ClientError::network())?
+        .send()
+        .await
+        .map_err(|_| ClientError::network())?;
+    read(resp).await
+}
+
+pub async fn members(room: RoomId) -> Result<Vec<Member>, ClientError> {
+    get(&format!("/api/rooms/{room}/members")).await
+}
+
+pub async fn invite(room: RoomId, username: String) -> Result<Member, ClientError> {
+    post(&format!("/api/rooms/{room}/members"), &UserRef { username }).await
+}
+
+pub async fn kick(room: RoomId, user: UserId) -> Result<(), ClientError> {
+    let resp = Request::delete(&format!("/api/rooms/{room}/members/{user}"))
+        .send()
+        .await
+        .map_err(|_| ClientError::network())?;
+    if resp.ok() {
+        Ok(())
+    } else {
+        read::<serde_json::Value>(resp).await.map(|_| ())
+    }
+}
+
+pub async fn open_dm(username: String) -> Result<RoomSummary, ClientError> {
+    post("/api/dms", &UserRef { username }).await
+}
+
+pub async fn history(room: RoomId, before: i64) -> Result<HistoryPage, ClientError> {
+    get(&format!("/api/rooms/{room}/messages?before={before}")).await
+}
+
+pub async fn search_users(prefix: &str) -> Result<Vec<User>, ClientError> {
+    let q: String = prefix
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || "_.-".contains(*c))
+        .collect();
+    get(&format!("/api/users?q={q}")).await
 }

@@ -1,11 +1,15 @@
 //! The signed-in layout: a sidebar (rooms and direct messages, the user's card) and the main
-//! pane. On narrow screens the sidebar is a drawer opened from the header.
+//! pane (the welcome page or a room). On narrow screens the sidebar is a drawer opened from the
+//! header. The chat state and the tab's one WebSocket live here, for as long as the user is
+//! signed in.
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use leptos_router::components::Redirect;
+use leptos_router::components::{Outlet, Redirect};
 use leptos_router::hooks::use_navigate;
 
+use super::chat::state::{Chat, Connection, use_chat};
+use super::chat::{Sidebar, socket};
 use super::client;
 use super::session::{AuthState, use_session};
 
@@ -23,11 +27,37 @@ pub fn Shell() -> impl IntoView {
     }
 }
 
+/// Opens and closes the drawer (phones).
+#[derive(Clone, Copy)]
+pub struct Drawer(pub RwSignal<bool>);
+
 #[component]
 fn SignedInLayout() -> impl IntoView {
     let session = use_session();
     let navigate = use_navigate();
+    let chat = Chat::new();
+    provide_context(chat);
     let drawer_open = RwSignal::new(false);
+    provide_context(Drawer(drawer_open));
+    // Going somewhere closes the drawer (phones), whatever started the navigation.
+    let location = leptos_router::hooks::use_location();
+    Effect::new(move |_| {
+        location.pathname.track();
+        drawer_open.set(false);
+    });
+    let on_session_end = move || session.state.set(AuthState::SignedOut);
+    socket::connect(chat, on_session_end);
+    super::chat::start_timers(chat);
+    let offline = window_event_listener(leptos::ev::offline, move |_| socket::went_offline(chat));
+    let online = window_event_listener(leptos::ev::online, move |_| {
+        socket::came_online(chat, on_session_end)
+    });
+    on_cleanup(move || {
+        offline.remove();
+        online.remove();
+        socket::disconnect();
+    });
+
     let logout_error = RwSignal::new(None::<String>);
     let user = move || session.user();
     let display_name = move || {
@@ -49,12 +79,19 @@ fn SignedInLayout() -> impl IntoView {
         spawn_local(async move {
             match client::logout().await {
                 Ok(()) => {
+                    socket::disconnect();
                     session.state.set(AuthState::SignedOut);
                     navigate("/login", Default::default());
                 }
                 Err(e) => logout_error.set(Some(e.message)),
             }
         });
+    };
+    let banner = move || match chat.connection.get() {
+        Connection::Open => None,
+        Connection::Connecting if chat.me.with(Option::is_none) => None,
+        Connection::Connecting => Some("Reconnecting…"),
+        Connection::Waiting { .. } => Some("Connection lost. Reconnecting…"),
     };
 
     view! {
@@ -68,12 +105,7 @@ fn SignedInLayout() -> impl IntoView {
                         on:click=move |_| drawer_open.set(false)
                     >"✕"</button>
                 </header>
-                <nav class="conversations">
-                    <h2>"Rooms"</h2>
-                    <p class="empty">"No rooms yet."</p>
-                    <h2>"Direct messages"</h2>
-                    <p class="empty">"No conversations yet."</p>
-                </nav>
+                <Sidebar on_navigate=Callback::new(move |()| drawer_open.set(false))/>
                 <footer class="me">
                     <span class="avatar" aria-hidden="true">{initial}</span>
                     <div class="me-names">
@@ -88,22 +120,52 @@ fn SignedInLayout() -> impl IntoView {
             </aside>
             <div class="scrim" aria-hidden="true" on:click=move |_| drawer_open.set(false)></div>
             <main class="pane">
-                <header class="pane-head">
-                    <button
-                        class="icon-button open-drawer"
-                        aria-label="Open menu"
-                        aria-controls="sidebar"
-                        on:click=move |_| drawer_open.set(true)
-                    >"☰"</button>
-                    <h1>"Welcome, " {display_name}</h1>
-                </header>
-                <section class="pane-body">
-                    <div class="empty-state">
-                        <div class="brand-mark" aria-hidden="true">"N"</div>
-                        <p>"You are signed in. Rooms and direct messages will appear in the sidebar."</p>
+                {move || banner().map(|text| view! {
+                    <div class="banner" role="status">
+                        <span>{text}</span>
+                        <button class="link" on:click=move |_| socket::connect(chat, on_session_end)>"Retry now"</button>
                     </div>
-                </section>
+                })}
+                {move || chat.notice.get().map(|text| view! {
+                    <div class="notice" role="status">
+                        <span>{text}</span>
+                        <button class="link" aria-label="Dismiss" on:click=move |_| chat.notice.set(None)>"✕"</button>
+                    </div>
+                })}
+                <Outlet/>
             </main>
         </div>
+    }
+}
+
+/// The pane when no room is open.
+#[component]
+pub fn Welcome() -> impl IntoView {
+    let session = use_session();
+    let chat = use_chat();
+    let Drawer(drawer_open) = expect_context::<Drawer>();
+    let display_name = move || {
+        session
+            .user()
+            .map(|u| u.display_name.to_string())
+            .unwrap_or_default()
+    };
+    let empty = move || chat.rooms.with(Vec::is_empty);
+    view! {
+        <header class="pane-head">
+            <button class="icon-button open-drawer" aria-label="Open menu" aria-controls="sidebar"
+                on:click=move |_| drawer_open.set(true)>"☰"</button>
+            <h1>"Welcome, " {display_name}</h1>
+        </header>
+        <section class="pane-body">
+            <div class="empty-state">
+                <div class="brand-mark" aria-hidden="true">"N"</div>
+                <p>{move || if empty() {
+                    "Create a room, browse public rooms, or start a direct message from the sidebar."
+                } else {
+                    "Pick a room or a conversation in the sidebar."
+                }}</p>
+            </div>
+        </section>
     }
 }

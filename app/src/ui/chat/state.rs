@@ -1,0 +1,344 @@
+//! The client's chat state as signals, and how each server frame changes it.
+//!
+//! The WebSocket is the only writer of room, message, presence and typing state (`apply`);
+//! views only read. HTTP answers (history pages, member lists) merge into the same signals.
+
+use std::collections::{BTreeMap, HashMap};
+
+use leptos::prelude::*;
+
+use crate::api::{Member, Message, RoomSummary, User};
+use crate::domain::{RoomId, RoomKind, UserId};
+use crate::protocol::{LeftReason, Presence, RoomCursor, ServerFrame};
+
+/// A message the user sent that the server has not confirmed yet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outgoing {
+    pub client_id: String,
+    pub room_id: RoomId,
+    pub body: String,
+    pub created_at: f64,
+    /// `None` while pending; the reason once it failed (the user may retry).
+    pub failed: Option<String>,
+}
+
+/// What the client holds of one room: a contiguous run of messages ending at the newest.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Timeline {
+    pub messages: BTreeMap<i64, Message>,
+    /// The catch-up after the last (re)connect has arrived.
+    pub synced: bool,
+    pub loading_older: bool,
+}
+
+impl Timeline {
+    pub fn has_older(&self) -> bool {
+        self.messages.keys().next().is_some_and(|first| *first > 1)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Connection {
+    Connecting,
+    Open,
+    /// Waiting to reconnect; `retry_at` is a `Date.now()` time.
+    Waiting {
+        retry_at: f64,
+        attempt: u32,
+    },
+}
+
+#[derive(Clone, Copy)]
+pub struct Chat {
+    pub me: RwSignal<Option<User>>,
+    pub rooms: RwSignal<Vec<RoomSummary>>,
+    pub timelines: RwSignal<HashMap<RoomId, Timeline>>,
+    pub outbox: RwSignal<Vec<Outgoing>>,
+    pub presence: RwSignal<HashMap<UserId, Presence>>,
+    /// Who is typing where, with the time (ms) the indicator expires.
+    pub typing: RwSignal<HashMap<RoomId, HashMap<UserId, f64>>>,
+    pub users: RwSignal<HashMap<UserId, User>>,
+    pub connection: RwSignal<Connection>,
+    /// A message for the user that is not tied to a form (e.g. "you were removed from X").
+    pub notice: RwSignal<Option<String>>,
+}
+
+/// How long a typing indicator lives without a refresh.
+pub const TYPING_TTL_MS: f64 = 6000.0;
+
+pub fn now_ms() -> f64 {
+    js_sys::Date::now()
+}
+
+impl Chat {
+    pub fn new() -> Self {
+        Self {
+            me: RwSignal::new(None),
+            rooms: RwSignal::new(Vec::new()),
+            timelines: RwSignal::new(HashMap::new()),
+            outbox: RwSignal::new(Vec::new()),
+            presence: RwSignal::new(HashMap::new()),
+            typing: RwSignal::new(HashMap::new()),
+            users: RwSignal::new(HashMap::new()),
+            connection: RwSignal::new(Connection::Connecting),
+            notice: RwSignal::new(None),
+        }
+    }
+
+    /// Where the client stands in each room, for `hello`.
+    pub fn cursors(&self) -> Vec<RoomCursor> {
+        self.timelines.with_untracked(|t| {
+            t.iter()
+                .filter_map(|(room, tl)| {
+                    tl.messages.keys().next_back().map(|last| RoomCursor {
+                        room_id: *room,
+                        last_seq: *last,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    pub fn room(&self, id: RoomId) -> Option<RoomSummary> {
+        self.rooms
+            .with(|rooms| rooms.iter().find(|r| r.id == id).cloned())
+    }
+
+    pub fn is_online(&self, user: UserId) -> bool {
+        if self.me.with(|me| me.as_ref().is_some_and(|m| m.id == user)) {
+            return self.connection.get() == Connection::Open;
+        }
+        self.presence
+            .with(|p| p.get(&user).is_some_and(|p| p.online))
+    }
+
+    pub fn name_of(&self, user: UserId) -> String {
+        self.users.with(|u| {
+            u.get(&user)
+                .map(|u| u.display_name.to_string())
+                .unwrap_or_else(|| format!("user {user}"))
+        })
+    }
+
+    pub fn remember_members(&self, members: &[Member]) {
+        self.users.update(|u| {
+            for m in members {
+                u.insert(m.user.id, m.user.clone());
+            }
+        });
+        self.presence.update(|p| {
+            for m in members {
+                p.insert(
+                    m.user.id,
+                    Presence {
+                        user_id: m.user.id,
+                        online: m.online,
+                        last_seen_at: m.last_seen_at,
+                    },
+                );
+            }
+        });
+    }
+
+    /// Older history from `GET /messages?before=`.
+    pub fn prepend(&self, room: RoomId, messages: Vec<Message>) {
+        self.timelines.update(|t| {
+            let tl = t.entry(room).or_default();
+            tl.loading_older = false;
+            for m in messages {
+                tl.messages.insert(m.seq, m);
+            }
+        });
+    }
+
+    fn insert_message(&self, message: Message) {
+        let room = message.room_id;
+        let seq = message.seq;
+        let sender = message.sender_id;
+        self.typing.update(|t| {
+            if let Some(r) = t.get_mut(&room) {
+                r.remove(&sender);
+            }
+        });
+        let mine = self
+            .me
+            .with_untracked(|me| me.as_ref().is_some_and(|m| m.id == sender));
+        if mine {
+            let client_id = message.client_id.as_str().to_owned();
+            self.outbox
+                .update(|o| o.retain(|p| p.client_id != client_id));
+        }
+        self.timelines.update(|t| {
+            t.entry(room).or_default().messages.insert(seq, message);
+        });
+        self.rooms.update(|rooms| {
+            if let Some(r) = rooms.iter_mut().find(|r| r.id == room) {
+                r.last_seq = r.last_seq.max(seq);
+            }
+        });
+    }
+
+    fn upsert_room(&self, room: RoomSummary) {
+        if let Some(peer) = &room.peer {
+            let peer = peer.clone();
+            self.users.update(|u| {
+                u.insert(peer.id, peer);
+            });
+        }
+        self.rooms
+            .update(|rooms| match rooms.iter_mut().find(|r| r.id == room.id) {
+                Some(existing) => *existing = room,
+                None => rooms.push(room),
+            });
+    }
+
+    /// Applies one frame from the server.
+    pub fn apply(&self, frame: ServerFrame) {
+        match frame {
+            ServerFrame::Ready {
+                user,
+                rooms,
+                presence,
+            } => {
+                self.users.update(|u| {
+                    u.insert(user.id, user.clone());
+                    for r in &rooms {
+                        if let Some(peer) = &r.peer {
+                            u.insert(peer.id, peer.clone());
+                        }
+                    }
+                });
+                self.me.set(Some(user));
+                self.presence
+                    .set(presence.into_iter().map(|p| (p.user_id, p)).collect());
+                self.timelines.update(|t| {
+                    t.retain(|id, _| rooms.iter().any(|r| r.id == *id));
+                    for tl in t.values_mut() {
+                        tl.synced = false;
+                    }
+                });
+                self.rooms.set(rooms);
+            }
+            ServerFrame::Synced {
+                room_id,
+                messages,
+                limited,
+            } => {
+                self.timelines.update(|t| {
+                    let tl = t.entry(room_id).or_default();
+                    if limited {
+                        tl.messages.clear();
+                    }
+                    for m in messages {
+                        tl.messages.insert(m.seq, m);
+                    }
+                    tl.synced = true;
+                });
+                // Our own messages that were stored before the connection dropped: confirmed.
+                let stored: Vec<String> = self.timelines.with_untracked(|t| {
+                    t.get(&room_id)
+                        .map(|tl| {
+                            tl.messages
+                                .values()
+                                .map(|m| m.client_id.as_str().to_owned())
+                                .collect()
+                        })
+                        .unwrap_or_default()
+                });
+                self.outbox.update(|o| {
+                    o.retain(|p| p.room_id != room_id || !stored.contains(&p.client_id))
+                });
+            }
+            ServerFrame::Message { message } => self.insert_message(message),
+            ServerFrame::Sent { message, .. } => self.insert_message(message),
+            ServerFrame::Error {
+                message, client_id, ..
+            } => match client_id {
+                Some(id) => self.outbox.update(|o| {
+                    if let Some(p) = o.iter_mut().find(|p| p.client_id == id) {
+                        p.failed = Some(message);
+                    }
+                }),
+                None => self.notice.set(Some(message)),
+            },
+            ServerFrame::Presence(p) => self.presence.update(|map| {
+                map.insert(p.user_id, p);
+            }),
+            ServerFrame::Typing {
+                room_id,
+                user_id,
+                active,
+            } => self.typing.update(|t| {
+                let room = t.entry(room_id).or_default();
+                if active {
+                    room.insert(user_id, now_ms() + TYPING_TTL_MS);
+                } else {
+                    room.remove(&user_id);
+                }
+            }),
+            ServerFrame::RoomJoined { room } => self.upsert_room(room),
+            ServerFrame::RoomUpdated {
+                room_id,
+                name,
+                topic,
+            } => self.rooms.update(|rooms| {
+                if let Some(r) = rooms.iter_mut().find(|r| r.id == room_id) {
+                    if r.kind == RoomKind::Room {
+                        r.name = name;
+                    }
+                    r.topic = topic;
+                }
+            }),
+            ServerFrame::RoomLeft { room_id, reason } => {
+                let name = self.room(room_id).map(|r| r.name).unwrap_or_default();
+                self.rooms.update(|rooms| rooms.retain(|r| r.id != room_id));
+                self.timelines.update(|t| {
+                    t.remove(&room_id);
+                });
+                self.outbox.update(|o| o.retain(|p| p.room_id != room_id));
+                if reason == LeftReason::Kicked {
+                    self.notice
+                        .set(Some(format!("You were removed from {name}.")));
+                }
+            }
+            ServerFrame::MemberJoined { room_id, member } => {
+                self.remember_members(std::slice::from_ref(&member));
+                self.rooms.update(|rooms| {
+                    if let Some(r) = rooms.iter_mut().find(|r| r.id == room_id) {
+                        r.member_count += 1;
+                    }
+                });
+            }
+            ServerFrame::MemberLeft { room_id, .. } => self.rooms.update(|rooms| {
+                if let Some(r) = rooms.iter_mut().find(|r| r.id == room_id) {
+                    r.member_count = (r.member_count - 1).max(0);
+                }
+            }),
+        }
+    }
+
+    /// Drops typing indicators whose time is up.
+    pub fn expire_typing(&self) {
+        let now = now_ms();
+        let stale = self
+            .typing
+            .with_untracked(|t| t.values().any(|r| r.values().any(|exp| *exp <= now)));
+        if stale {
+            self.typing.update(|t| {
+                for r in t.values_mut() {
+                    r.retain(|_, exp| *exp > now);
+                }
+            });
+        }
+    }
+}
+
+impl Default for Chat {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+pub fn use_chat() -> Chat {
+    expect_context::<Chat>()
+}

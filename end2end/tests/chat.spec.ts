@@ -1,0 +1,124 @@
+// Two people, two browser contexts, talking: a room, a DM, presence, typing, and resuming
+// after being offline.
+import { type Browser, type Page } from '@playwright/test';
+import { expect, PASSWORD, showSidebar, test, uniqueName, url } from './helpers';
+
+async function newUser(browser: Browser, prefix: string): Promise<{ page: Page; name: string }> {
+  // Each user gets their own context with the project's device settings (phone or desktop).
+  const { viewport, isMobile, hasTouch, userAgent, deviceScaleFactor } = test.info().project.use;
+  const context = await browser.newContext({ viewport, isMobile, hasTouch, userAgent, deviceScaleFactor });
+  const page = await context.newPage();
+  const name = uniqueName(prefix);
+  await page.goto(url('/signup'));
+  await page.getByLabel('Username').fill(name);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Sign up' }).click();
+  await expect(page.getByRole('heading', { name: `Welcome, ${name}` })).toBeVisible();
+  return { page, name };
+}
+
+async function openSidebarAction(page: Page, label: string) {
+  await showSidebar(page);
+  await page.getByRole('button', { name: label, exact: true }).click();
+}
+
+async function send(page: Page, text: string) {
+  const box = page.getByRole('textbox', { name: 'Message' });
+  await box.fill(text);
+  await box.press('Enter');
+}
+
+function messages(page: Page) {
+  return page.getByRole('log', { name: 'Messages' });
+}
+
+test('two users chat in a room and in a DM, with presence and typing', async ({ browser }) => {
+  const alice = await newUser(browser, 'alice');
+  const bob = await newUser(browser, 'bob');
+  const room = uniqueName('room');
+
+  // Alice creates a public room.
+  await openSidebarAction(alice.page, 'New room');
+  await alice.page.getByLabel('Name').fill(room);
+  await alice.page.getByRole('button', { name: 'Create room' }).click();
+  await expect(alice.page.getByRole('heading', { name: room })).toBeVisible();
+
+  // Bob finds it and joins.
+  await openSidebarAction(bob.page, 'Browse rooms');
+  await bob.page.getByRole('button', { name: `Join ${room}` }).click();
+  await expect(bob.page.getByRole('heading', { name: room })).toBeVisible();
+
+  // They talk; each sees the other's message live, once.
+  await send(alice.page, 'Hello Bob!');
+  await expect(messages(bob.page).getByText('Hello Bob!')).toHaveCount(1);
+  await send(bob.page, 'Hi Alice');
+  await expect(messages(alice.page).getByText('Hi Alice')).toHaveCount(1);
+  await expect(messages(alice.page).getByText('Hello Bob!')).toHaveCount(1);
+
+  // Shift+Enter makes a new line instead of sending.
+  const box = alice.page.getByRole('textbox', { name: 'Message' });
+  await box.fill('line one');
+  await box.press('Shift+Enter');
+  await box.pressSequentially('line two');
+  await expect(box).toHaveValue('line one\nline two');
+  await box.press('Enter');
+  await expect(messages(bob.page).getByText(/line one\s+line two/)).toBeVisible();
+
+  // Typing shows on the other side and stops when the message is sent.
+  await bob.page.getByRole('textbox', { name: 'Message' }).pressSequentially('typing something');
+  await expect(alice.page.getByText(`${bob.name} is typing…`)).toBeVisible();
+  await bob.page.getByRole('textbox', { name: 'Message' }).press('Enter');
+  await expect(alice.page.getByText(`${bob.name} is typing…`)).toBeHidden();
+
+  // A direct message, with the peer's presence dot.
+  await openSidebarAction(alice.page, 'New direct message');
+  await alice.page.getByLabel('Username').fill(bob.name);
+  await alice.page.getByRole('button', { name: 'Start conversation' }).click();
+  await expect(alice.page.getByRole('heading', { name: bob.name })).toBeVisible();
+  await expect(alice.page.getByRole('heading', { name: bob.name }).getByLabel('online')).toBeVisible();
+  await send(alice.page, 'Just between us');
+  await showSidebar(bob.page);
+  await bob.page.getByRole('navigation').getByRole('link', { name: alice.name }).click();
+  await expect(messages(bob.page).getByText('Just between us')).toBeVisible();
+
+  // Bob leaves: Alice sees him go offline.
+  await bob.page.context().close();
+  await expect(alice.page.getByRole('heading', { name: bob.name }).getByLabel('offline')).toBeVisible();
+  await alice.page.context().close();
+});
+
+test('a user who goes offline and comes back sees exactly what was missed', async ({ browser }) => {
+  const alice = await newUser(browser, 'amy');
+  const bob = await newUser(browser, 'ben');
+  const room = uniqueName('room');
+  await openSidebarAction(alice.page, 'New room');
+  await alice.page.getByLabel('Name').fill(room);
+  await alice.page.getByRole('button', { name: 'Create room' }).click();
+  await openSidebarAction(bob.page, 'Browse rooms');
+  await bob.page.getByRole('button', { name: `Join ${room}` }).click();
+  await send(alice.page, 'before the outage');
+  await expect(messages(bob.page).getByText('before the outage')).toBeVisible();
+
+  await bob.page.context().setOffline(true);
+  await expect(bob.page.getByRole('status').filter({ hasText: 'Reconnecting' })).toBeVisible();
+  for (const n of [1, 2, 3]) await send(alice.page, `missed ${n}`);
+  await expect(messages(alice.page).getByText('missed 3')).toBeVisible();
+  await bob.page.context().setOffline(false);
+  await expect(bob.page.getByRole('status').filter({ hasText: 'Reconnecting' })).toBeHidden();
+
+  for (const n of [1, 2, 3]) await expect(messages(bob.page).getByText(`missed ${n}`)).toHaveCount(1);
+  await expect(messages(bob.page).getByText('before the outage')).toHaveCount(1);
+  // In order.
+  const bodies = await messages(bob.page).locator('.message .body').allTextContents();
+  expect(bodies).toEqual(['before the outage', 'missed 1', 'missed 2', 'missed 3']);
+
+  // Bob sends while offline: pending, then sent after reconnecting, stored once.
+  await bob.page.context().setOffline(true);
+  await expect(bob.page.getByRole('status').filter({ hasText: 'Reconnecting' })).toBeVisible();
+  await send(bob.page, 'sent while offline');
+  await expect(messages(bob.page).locator('.message.pending').getByText('sent while offline')).toBeVisible();
+  await bob.page.context().setOffline(false);
+  await expect(messages(alice.page).getByText('sent while offline')).toHaveCount(1);
+  await expect(messages(bob.page).locator('.message.pending')).toHaveCount(0);
+  await expect(messages(bob.page).getByText('sent while offline')).toHaveCount(1);
+});
