@@ -80,6 +80,12 @@ pub struct UserRef {
     pub username: String,
 }
 
+/// `PUT /api/rooms/{id}/members/{user_id}`: the owner makes a member an admin or back.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SetRoleRequest {
+    pub role: Role,
+}
+
 /// A room as one of its members sees it (the sidebar entry).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoomSummary {

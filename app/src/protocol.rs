@@ -105,6 +105,11 @@ pub enum ServerFrame {
         name: String,
         topic: crate::domain::Topic,
     },
+    /// Your role in a room changed (the owner made you an admin, or a member again).
+    RoleChanged {
+        room_id: RoomId,
+        role: crate::domain::Role,
+    },
     /// You are no longer in this room; its events stop now.
     RoomLeft { room_id: RoomId, reason: LeftReason },
     /// Someone joined a room you are in.

@@ -75,7 +75,8 @@ fn proc_usage(pid: u32) -> Result<(f64, u64)> {
     Ok((ticks / 100.0, rss_kb * 1024))
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn signup(http: &reqwest::Client, url: &str, name: &str) -> Result<String> {
     let resp: Value = http
@@ -100,7 +101,9 @@ async fn connect(url: &str, token: &str) -> Result<Ws> {
     // Wait for ready and every room's catch-up.
     let mut rooms_left: Option<usize> = None;
     while rooms_left != Some(0) {
-        let Some(msg) = ws.next().await else { bail!("socket closed during hello") };
+        let Some(msg) = ws.next().await else {
+            bail!("socket closed during hello")
+        };
         if let Message::Text(t) = msg? {
             let v: Value = serde_json::from_str(&t)?;
             match v["type"].as_str() {
@@ -196,7 +199,9 @@ async fn main() -> Result<()> {
                         let v: Value = serde_json::from_str(&t).unwrap_or_default();
                         if v["type"] == "message" {
                             let body = v["message"]["body"].as_str().unwrap_or("");
-                            if let Some(stamp) = body.split(' ').next().and_then(|s| s.parse::<u64>().ok()) {
+                            if let Some(stamp) =
+                                body.split(' ').next().and_then(|s| s.parse::<u64>().ok())
+                            {
                                 let now = start.elapsed().as_micros() as u64;
                                 local.push(now.saturating_sub(stamp));
                                 deliveries.fetch_add(1, Ordering::Relaxed);
@@ -218,7 +223,11 @@ async fn main() -> Result<()> {
                     let body = format!("{stamp} {}", "x".repeat(payload.saturating_sub(20)));
                     let frame = json!({"type": "send", "room_id": room_id,
                         "client_id": format!("c{i}-{n}"), "body": body});
-                    if tx.send(Message::Text(frame.to_string().into())).await.is_err() {
+                    if tx
+                        .send(Message::Text(frame.to_string().into()))
+                        .await
+                        .is_err()
+                    {
                         break;
                     }
                     sent.fetch_add(1, Ordering::Relaxed);
@@ -250,14 +259,25 @@ async fn main() -> Result<()> {
     println!("sent messages:        {}", sent.load(Ordering::Relaxed));
     println!("deliveries:           {total} (expected {expected})");
     println!("deliveries/s:         {:.0}", total as f64 / elapsed);
-    println!("latency p50 / p99:    {:.2} ms / {:.2} ms", pct(0.50), pct(0.99));
+    println!(
+        "latency p50 / p99:    {:.2} ms / {:.2} ms",
+        pct(0.50),
+        pct(0.99)
+    );
     if let (Some(b), Some(a)) = (cpu_before, cpu_after) {
         let cpu = a.0 - b.0;
-        println!("server CPU:           {cpu:.2} s ({:.1} us per delivery)", cpu * 1e6 / total.max(1) as f64);
+        println!(
+            "server CPU:           {cpu:.2} s ({:.1} us per delivery)",
+            cpu * 1e6 / total.max(1) as f64
+        );
         println!("server RSS:           {:.1} MiB", a.1 as f64 / 1048576.0);
     }
     if let Some(per) = idle_rss {
-        println!("RSS per idle socket:  {:.1} KiB ({} idle sockets)", per / 1024.0, args.idle);
+        println!(
+            "RSS per idle socket:  {:.1} KiB ({} idle sockets)",
+            per / 1024.0,
+            args.idle
+        );
     }
     drop(idle_sockets);
     Ok(())

@@ -66,6 +66,10 @@ pub struct Limits {
     /// A flood gets an error frame, then close 1008.
     pub ws_frames_per_sec: u32,
     pub ws_burst: u32,
+    /// How often the server pings each socket, and how long a peer that answers nothing
+    /// (no pong, no frame) is kept before it is dropped (and goes offline).
+    pub ws_ping_every: Duration,
+    pub ws_dead_after: Duration,
 }
 
 impl Default for Limits {
@@ -86,6 +90,8 @@ impl Default for Limits {
             ws_outbox_frames: 1024,
             ws_frames_per_sec: 10,
             ws_burst: 40,
+            ws_ping_every: Duration::from_secs(20),
+            ws_dead_after: Duration::from_secs(50),
         }
     }
 }

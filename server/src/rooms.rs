@@ -6,8 +6,8 @@
 //! stops receiving the room's events before this handler returns.
 
 use app::api::{
-    CreateRoomRequest, HistoryPage, Member, Message, PublicRoom, RoomSummary, UpdateRoomRequest,
-    User, UserRef,
+    CreateRoomRequest, HistoryPage, Member, Message, PublicRoom, RoomSummary, SetRoleRequest,
+    UpdateRoomRequest, User, UserRef,
 };
 use app::domain::{
     ClientMessageId, MessageBody, Role, RoomId, RoomKind, RoomName, Topic, UserId, Username,
@@ -41,7 +41,7 @@ pub fn routes() -> Router<AppState> {
         .route("/rooms/{id}/join", post(join_room))
         .route("/rooms/{id}/leave", post(leave_room))
         .route("/rooms/{id}/members", get(list_members).post(invite))
-        .route("/rooms/{id}/members/{user_id}", delete(kick))
+        .route("/rooms/{id}/members/{user_id}", delete(kick).put(set_role))
         .route("/rooms/{id}/messages", get(history).post(post_message))
         .route("/dms", post(open_dm))
         .route("/users", get(search_users))
@@ -374,6 +374,52 @@ async fn kick(
     state.storage.delete_member(room, target).await?;
     departed(&state, room, target, LeftReason::Kicked);
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The owner promotes a member to admin or demotes an admin. Ownership itself moves only when
+/// the owner leaves.
+#[tracing::instrument(skip_all, fields(user_id = %session.user_id, room_id = id))]
+async fn set_role(
+    State(state): State<AppState>,
+    session: AuthSession,
+    Path((id, target)): Path<(i64, i64)>,
+    ApiJson(body): ApiJson<SetRoleRequest>,
+) -> Result<Json<Member>, ApiError> {
+    let room = RoomId::new(id);
+    let target = UserId::new(target);
+    let me = membership(&state, room, session.user_id).await?;
+    if me.role != Role::Owner || me.room.kind == RoomKind::Dm {
+        return Err(ApiError::Forbidden(
+            "Only the room's owner can change roles.",
+        ));
+    }
+    if body.role == Role::Owner || target == session.user_id {
+        return Err(ApiError::Conflict(
+            "Roles can be admin or member; the owner stays owner until they leave.",
+        ));
+    }
+    if !state
+        .storage
+        .update_member_role(room, target, body.role)
+        .await?
+    {
+        return Err(ApiError::NotFound);
+    }
+    let member = state
+        .storage
+        .read_members(room)
+        .await?
+        .into_iter()
+        .find(|m| m.user.id == target)
+        .ok_or(ApiError::NotFound)?;
+    let member = member_of(&state, member);
+    for conn in state.hub.user_conns(target) {
+        conn.send_frame(&ServerFrame::RoleChanged {
+            room_id: room,
+            role: body.role,
+        });
+    }
+    Ok(Json(member))
 }
 
 #[derive(Deserialize)]

@@ -120,7 +120,14 @@ async fn run(state: AppState, socket: WebSocket, session: AuthSession, user: Use
         })
     };
     handler.hello_timer = Some(hello_timer.abort_handle());
-    socket::read_loop(&mut stream, &conn, &state.shutdown, &mut handler).await;
+    socket::read_loop(
+        &mut stream,
+        &conn,
+        &state.shutdown,
+        heartbeat(&state),
+        &mut handler,
+    )
+    .await;
     hello_timer.abort();
     conn.close(socket::code::NORMAL, "");
     let (rooms, went_offline) = state.hub.disconnect(&conn);
@@ -141,6 +148,13 @@ async fn run(state: AppState, socket: WebSocket, session: AuthSession, user: Use
     drop(handler);
     drop(conn);
     writer.await.ok();
+}
+
+fn heartbeat(state: &AppState) -> socket::Heartbeat {
+    socket::Heartbeat {
+        every: state.config.limits.ws_ping_every,
+        dead_after: state.config.limits.ws_dead_after,
+    }
 }
 
 fn code_policy() -> u16 {
@@ -424,7 +438,14 @@ pub async fn echo(State(state): State<AppState>, ws: WebSocketUpgrade) -> Respon
             socket::NoCatchUp,
         ));
         let mut handler = Echo { conn: conn.clone() };
-        socket::read_loop(&mut stream, &conn, &state.shutdown, &mut handler).await;
+        socket::read_loop(
+            &mut stream,
+            &conn,
+            &state.shutdown,
+            heartbeat(&state),
+            &mut handler,
+        )
+        .await;
         conn.close(socket::code::NORMAL, "");
         drop(handler);
         drop(conn);

@@ -18,9 +18,12 @@ use app::domain::RoomId;
 
 use super::hub::{ConnHandle, Outgoing};
 
-/// How often the server pings, and how long a silent peer is kept.
-pub const PING_EVERY: Duration = Duration::from_secs(20);
-pub const DEAD_AFTER: Duration = Duration::from_secs(50);
+/// Heartbeat: ping every `every`; a peer silent for `dead_after` is dropped.
+#[derive(Debug, Clone, Copy)]
+pub struct Heartbeat {
+    pub every: Duration,
+    pub dead_after: Duration,
+}
 /// Frames written per flush at most (batching).
 const WRITE_BATCH: usize = 64;
 
@@ -150,9 +153,10 @@ pub async fn read_loop<H: Handler>(
     stream: &mut SplitStream<WebSocket>,
     conn: &ConnHandle,
     shutdown: &CancellationToken,
+    beat: Heartbeat,
     handler: &mut H,
 ) {
-    let mut heartbeat = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
+    let mut heartbeat = tokio::time::interval_at(Instant::now() + beat.every, beat.every);
     let mut last_heard = Instant::now();
     loop {
         tokio::select! {
@@ -162,7 +166,7 @@ pub async fn read_loop<H: Handler>(
                 break;
             }
             _ = heartbeat.tick() => {
-                if last_heard.elapsed() > DEAD_AFTER {
+                if last_heard.elapsed() > beat.dead_after {
                     conn.close(code::GOING_AWAY, "no heartbeat");
                     break;
                 }

@@ -207,6 +207,13 @@ pub trait Storage: Send + Sync + 'static {
         name: Option<&RoomName>,
         topic: Option<&Topic>,
     ) -> Result<(), StorageError>;
+    /// Changes a member's role; `false` when they are not a member.
+    async fn update_member_role(
+        &self,
+        room: RoomId,
+        user: UserId,
+        role: Role,
+    ) -> Result<bool, StorageError>;
     /// Removes a member; `false` when they were not one.
     async fn delete_member(&self, room: RoomId, user: UserId) -> Result<bool, StorageError>;
 

@@ -655,6 +655,22 @@ impl Storage for SqliteStorage {
     }
 
     #[tracing::instrument(skip_all, fields(room_id = %room, user_id = %user))]
+    async fn update_member_role(
+        &self,
+        room: RoomId,
+        user: UserId,
+        role: Role,
+    ) -> Result<bool, StorageError> {
+        let done = sqlx::query("UPDATE members SET role = ? WHERE room_id = ? AND user_id = ?")
+            .bind(role.as_str())
+            .bind(room.get())
+            .bind(user.get())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    #[tracing::instrument(skip_all, fields(room_id = %room, user_id = %user))]
     async fn delete_member(&self, room: RoomId, user: UserId) -> Result<bool, StorageError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let role: Option<String> = sqlx::query_scalar(

@@ -660,3 +660,47 @@ async fn an_acked_message_survives_kill_9() {
     server.kill().unwrap();
     server.wait().unwrap();
 }
+
+#[tokio::test]
+async fn a_peer_that_stops_answering_heartbeats_is_dropped_and_goes_offline() {
+    let app = spawn_app_with(|c| {
+        c.limits.ws_ping_every = std::time::Duration::from_millis(100);
+        c.limits.ws_dead_after = std::time::Duration::from_millis(400);
+    })
+    .await;
+    let (alice, bob, _room) = two_in_a_room(&app).await;
+    let bob_id = app.user_id(&bob).await;
+    let mut a = app.ws(&alice).await;
+    // Alice keeps reading (and so answers pings). Bob says hello, then never reads again: his
+    // client answers no ping from now on.
+    let (_silent_bob, _) = app.ws_hello(&bob, json!([])).await;
+    assert_eq!(a.recv("presence").await["online"], true);
+    let offline = a
+        .recv_where("bob offline", |f| {
+            f["type"] == "presence" && f["user_id"] == bob_id
+        })
+        .await;
+    assert_eq!(offline["online"], false);
+}
+
+#[tokio::test]
+async fn an_idempotent_retry_works_across_a_server_restart() {
+    let mut first = spawn_app().await;
+    let (alice, _bob, room) = two_in_a_room(&first).await;
+    let original: Value = first
+        .post_message(&alice, room, "before-restart", "once")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let dir = std::mem::replace(&mut first.data_dir, tempfile::tempdir().unwrap());
+    drop(first);
+    let second = spawn_app_with(|c| c.data_dir = dir.path().join("data")).await;
+    let (mut ws, _) = second
+        .ws_hello(&alice, json!([{"room_id": room, "last_seq": 1}]))
+        .await;
+    ws.send(send_frame(room, "before-restart", "once")).await;
+    assert_eq!(ws.recv("sent").await["message"], original);
+    let page: Value = second.history(&alice, room, "").await.json().await.unwrap();
+    assert_eq!(seqs(&page["messages"]), [1]);
+}

@@ -461,3 +461,92 @@ async fn users_can_be_found_by_username_prefix() {
         .collect();
     assert_eq!(names, ["al_x"], "'_' is literal, not a wildcard");
 }
+
+#[tokio::test]
+async fn the_owner_makes_admins_and_admins_moderate_members_but_not_each_other() {
+    let app = spawn_app().await;
+    let alice = app.signup_ok(&bot(), "alice").await;
+    let bob = app.signup_ok(&bot(), "bob").await;
+    let carol = app.signup_ok(&bot(), "carol").await;
+    let dave = app.signup_ok(&bot(), "dave").await;
+    let room = app.create_room(&alice, "general", "public").await;
+    for t in [&bob, &carol, &dave] {
+        app.join(t, room).await;
+    }
+    let (bob_id, carol_id, dave_id) = (
+        app.user_id(&bob).await,
+        app.user_id(&carol).await,
+        app.user_id(&dave).await,
+    );
+    let mut bob_ws = app.ws(&bob).await;
+
+    let by_member = app
+        .authed(
+            &carol,
+            Method::PUT,
+            &format!("/api/rooms/{room}/members/{bob_id}"),
+            Some(json!({"role": "admin"})),
+        )
+        .await;
+    assert_eq!(by_member.status(), StatusCode::FORBIDDEN);
+    let promoted = app
+        .authed(
+            &alice,
+            Method::PUT,
+            &format!("/api/rooms/{room}/members/{bob_id}"),
+            Some(json!({"role": "admin"})),
+        )
+        .await;
+    assert_eq!(promoted.status(), StatusCode::OK);
+    let changed = bob_ws.recv("role_changed").await;
+    assert_eq!(
+        (changed["room_id"].as_i64(), changed["role"].as_str()),
+        (Some(room), Some("admin"))
+    );
+    app.authed(
+        &alice,
+        Method::PUT,
+        &format!("/api/rooms/{room}/members/{carol_id}"),
+        Some(json!({"role": "admin"})),
+    )
+    .await;
+
+    // An admin renames and removes a member, but not another admin.
+    let renamed = app
+        .authed(
+            &bob,
+            Method::PATCH,
+            &format!("/api/rooms/{room}"),
+            Some(json!({"topic": "admins at work"})),
+        )
+        .await;
+    assert_eq!(renamed.status(), StatusCode::OK);
+    let kick_admin = app
+        .authed(
+            &bob,
+            Method::DELETE,
+            &format!("/api/rooms/{room}/members/{carol_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(kick_admin.status(), StatusCode::FORBIDDEN);
+    let kick_member = app
+        .authed(
+            &bob,
+            Method::DELETE,
+            &format!("/api/rooms/{room}/members/{dave_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(kick_member.status(), StatusCode::NO_CONTENT);
+    // Nobody can be made owner this way.
+    let to_owner = app
+        .authed(
+            &alice,
+            Method::PUT,
+            &format!("/api/rooms/{room}/members/{bob_id}"),
+            Some(json!({"role": "owner"})),
+        )
+        .await;
+    assert_eq!(to_owner.status(), StatusCode::CONFLICT);
+}

@@ -289,6 +289,11 @@ impl Chat {
                     r.topic = topic;
                 }
             }),
+            ServerFrame::RoleChanged { room_id, role } => self.rooms.update(|rooms| {
+                if let Some(r) = rooms.iter_mut().find(|r| r.id == room_id) {
+                    r.role = role;
+                }
+            }),
             ServerFrame::RoomLeft { room_id, reason } => {
                 let name = self.room(room_id).map(|r| r.name).unwrap_or_default();
                 self.rooms.update(|rooms| rooms.retain(|r| r.id != room_id));
