@@ -3,7 +3,8 @@
 #   bench/run.sh [natter-load flags...]   e.g. bench/run.sh --rooms 20 --members 10 --interval-ms 500
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release -p server -p bench
+cargo build --release -p server
+cargo build --release -p bench
 data=$(mktemp -d)
 log=$(mktemp)
 NATTER_ADDR=127.0.0.1:0 NATTER_DATA_DIR="$data" NATTER_SIGNUPS_PER_IP_PER_HOUR=1000000 \
