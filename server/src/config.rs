@@ -70,6 +70,11 @@ pub struct Limits {
     /// (no pong, no frame) is kept before it is dropped (and goes offline).
     pub ws_ping_every: Duration,
     pub ws_dead_after: Duration,
+    /// Messages one user may post over HTTP (`POST /api/rooms/{id}/messages`) per minute;
+    /// WebSocket sends have their own per-socket limit.
+    pub http_posts_per_minute: u32,
+    /// Rooms one user may create per hour.
+    pub rooms_per_hour: u32,
 }
 
 impl Default for Limits {
@@ -92,6 +97,8 @@ impl Default for Limits {
             ws_burst: 40,
             ws_ping_every: Duration::from_secs(20),
             ws_dead_after: Duration::from_secs(50),
+            http_posts_per_minute: 300,
+            rooms_per_hour: 30,
         }
     }
 }
@@ -174,6 +181,12 @@ impl Config {
         }
         if let Some(v) = lookup("NATTER_WS_BURST") {
             l.ws_burst = parse("NATTER_WS_BURST", &v)?;
+        }
+        if let Some(v) = lookup("NATTER_HTTP_POSTS_PER_MINUTE") {
+            l.http_posts_per_minute = parse("NATTER_HTTP_POSTS_PER_MINUTE", &v)?;
+        }
+        if let Some(v) = lookup("NATTER_ROOMS_PER_HOUR") {
+            l.rooms_per_hour = parse("NATTER_ROOMS_PER_HOUR", &v)?;
         }
         if let Some(v) = lookup("NATTER_SIGNUPS_PER_IP_PER_HOUR") {
             l.signups_per_ip = parse("NATTER_SIGNUPS_PER_IP_PER_HOUR", &v)?;

@@ -21,6 +21,9 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use tokio::sync::oneshot;
 
+use std::time::Duration;
+
+use crate::auth::throttle::Key;
 use crate::auth::{AuthSession, user_json};
 use crate::clock;
 use crate::error::ApiError;
@@ -154,6 +157,14 @@ async fn create_room(
 ) -> Result<Response, ApiError> {
     let name = RoomName::parse(&body.name)?;
     let topic = Topic::parse(&body.topic)?;
+    let key = Key::RoomCreate(session.user_id);
+    if let Some(retry_after) = state
+        .throttle
+        .blocked(&key, state.config.limits.rooms_per_hour)
+    {
+        return Err(ApiError::TooManyRequests { retry_after });
+    }
+    state.throttle.record(key, Duration::from_secs(3600));
     let room = state
         .storage
         .create_room(NewRoom {
@@ -462,6 +473,14 @@ async fn post_message(
     let room = RoomId::new(id);
     let client_id = ClientMessageId::parse(&body.client_id)?;
     let text = MessageBody::parse(&body.body)?;
+    let key = Key::HttpPost(session.user_id);
+    if let Some(retry_after) = state
+        .throttle
+        .blocked(&key, state.config.limits.http_posts_per_minute)
+    {
+        return Err(ApiError::TooManyRequests { retry_after });
+    }
+    state.throttle.record(key, Duration::from_secs(60));
     let (tx, rx) = oneshot::channel();
     state
         .writer

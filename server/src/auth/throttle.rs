@@ -26,6 +26,10 @@ pub enum Key {
     LoginAccount(String),
     /// Accounts created from one client network.
     SignupIp(IpAddr),
+    /// Messages posted over HTTP by one user.
+    HttpPost(app::domain::UserId),
+    /// Rooms created by one user.
+    RoomCreate(app::domain::UserId),
 }
 
 impl Key {

@@ -294,6 +294,16 @@ impl ChatHandler {
                 .hub
                 .subscribe(*room, &self.conn, cursors.get(room).copied());
         }
+        // A kick between reading the memberships and subscribing would otherwise leave this
+        // socket following a room its user just left: check once more.
+        if let Ok(now) = state.storage.read_memberships(self.user.id, None).await {
+            for room in rooms
+                .iter()
+                .filter(|r| !now.iter().any(|m| m.room.id == **r))
+            {
+                state.hub.unsubscribe_conn(*room, &self.conn);
+            }
+        }
         self.helloed = true;
         if let Some(timer) = self.hello_timer.take() {
             timer.abort();

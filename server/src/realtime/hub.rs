@@ -382,6 +382,25 @@ impl Hub {
         conns
     }
 
+    /// Stops one connection following `room`.
+    pub fn unsubscribe_conn(&self, room: RoomId, conn: &ConnHandle) {
+        {
+            let mut users = self.users.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((_, rooms)) = users
+                .get_mut(&conn.user)
+                .and_then(|u| u.conns.get_mut(&conn.id))
+            {
+                rooms.remove(&room);
+            }
+        }
+        let channel = self.channel(room);
+        channel
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .subs
+            .remove(&conn.id);
+    }
+
     /// Closes every connection opened with `session`.
     pub fn close_session(&self, session: &str) {
         let users = self.users.lock().unwrap_or_else(|p| p.into_inner());

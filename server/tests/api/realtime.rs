@@ -172,7 +172,11 @@ async fn a_flood_gets_an_error_then_1008_and_other_users_are_unaffected() {
 
 #[tokio::test]
 async fn a_reader_that_never_reads_is_evicted_while_others_keep_receiving() {
-    let app = spawn_app_with(|c| c.limits.ws_outbox_frames = 64).await;
+    let app = spawn_app_with(|c| {
+        c.limits.ws_outbox_frames = 64;
+        c.limits.http_posts_per_minute = 10_000;
+    })
+    .await;
     let (alice, bob, room) = two_in_a_room(&app).await;
     let mut stuck = app.ws(&bob).await; // never reads during the burst
     let mut fine = app.ws(&bob).await;
@@ -369,7 +373,7 @@ async fn resume_is_gapless_across_a_server_restart() {
 
 #[tokio::test]
 async fn a_huge_gap_answers_with_the_newest_page_and_limited() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(|c| c.limits.http_posts_per_minute = 10_000).await;
     let (alice, bob, room) = two_in_a_room(&app).await;
     let mut posts = tokio::task::JoinSet::new();
     for worker in 0..8 {

@@ -550,3 +550,46 @@ async fn the_owner_makes_admins_and_admins_moderate_members_but_not_each_other()
         .await;
     assert_eq!(to_owner.status(), StatusCode::CONFLICT);
 }
+
+#[tokio::test]
+async fn posting_over_http_and_creating_rooms_are_rate_limited_per_user() {
+    let app = spawn_app_with(|c| {
+        c.limits.http_posts_per_minute = 3;
+        c.limits.rooms_per_hour = 2;
+    })
+    .await;
+    let alice = app.signup_ok(&bot(), "alice").await;
+    let bob = app.signup_ok(&bot(), "bob").await;
+    let room = app.create_room(&alice, "one", "public").await;
+    app.create_room(&alice, "two", "public").await;
+    let third = app
+        .authed(
+            &alice,
+            Method::POST,
+            "/api/rooms",
+            Some(json!({"name": "three"})),
+        )
+        .await;
+    assert!(third.headers().contains_key("retry-after"));
+    assert_eq!(
+        error_code(third, StatusCode::TOO_MANY_REQUESTS).await,
+        "too_many_requests"
+    );
+    app.create_room(&bob, "bobs", "public").await; // others are not affected
+
+    for i in 0..3 {
+        assert_eq!(
+            app.post_message(&alice, room, &format!("m{i}"), "hi")
+                .await
+                .status(),
+            StatusCode::CREATED
+        );
+    }
+    let fourth = app.post_message(&alice, room, "m4", "hi").await;
+    assert_eq!(
+        error_code(fourth, StatusCode::TOO_MANY_REQUESTS).await,
+        "too_many_requests"
+    );
+    let page: Value = app.history(&alice, room, "").await.json().await.unwrap();
+    assert_eq!(seqs(&page["messages"]), [1, 2, 3]);
+}
