@@ -122,3 +122,65 @@ test('a user who goes offline and comes back sees exactly what was missed', asyn
   await expect(messages(bob.page).locator('.message.pending')).toHaveCount(0);
   await expect(messages(bob.page).getByText('sent while offline')).toHaveCount(1);
 });
+
+test('history loads by scrolling up, and the view sticks to the bottom only when already there', async ({ browser }) => {
+  const alice = await newUser(browser, 'ann');
+  const room = uniqueName('room');
+  await openSidebarAction(alice.page, 'New room');
+  await alice.page.getByLabel('Name').fill(room);
+  await alice.page.getByRole('button', { name: 'Create room' }).click();
+  await expect(alice.page.getByRole('heading', { name: room })).toBeVisible();
+  const roomId = alice.page.url().split('/').pop();
+
+  // 120 older messages, posted through the API with the same session.
+  for (let i = 1; i <= 120; i++) {
+    const resp = await alice.page.request.post(url(`/api/rooms/${roomId}/messages`), {
+      data: { client_id: `seed-${i}`, body: `seed message ${i}` },
+    });
+    expect(resp.status()).toBe(201);
+  }
+  await alice.page.reload();
+  const log = messages(alice.page);
+  await expect(log.getByText('seed message 120', { exact: true })).toBeInViewport();
+  await expect(log.getByText('seed message 70', { exact: true })).toHaveCount(0);
+
+  // Scrolling up pages back until the very first message.
+  for (let i = 0; i < 10; i++) {
+    if ((await log.getByText('seed message 1', { exact: true }).count()) > 0) break;
+    await log.evaluate((el) => el.scrollTo(0, 0));
+    await alice.page.waitForTimeout(300);
+  }
+  await expect(log.getByText('seed message 1', { exact: true })).toHaveCount(1);
+  await expect(log.getByText('This is the beginning of the conversation.')).toBeVisible();
+  await expect(log.locator('.message .body')).toHaveCount(120);
+
+  // Scrolled up: a new message does not pull the reader down.
+  await log.evaluate((el) => el.scrollTo(0, 0));
+  await send(alice.page, 'new while reading history');
+  await expect(log.getByText('new while reading history')).toHaveCount(1);
+  await expect(log.getByText('new while reading history')).not.toBeInViewport();
+  // At the bottom: new messages stay in view.
+  await log.evaluate((el) => el.scrollTo(0, el.scrollHeight));
+  await alice.page.waitForTimeout(200);
+  await send(alice.page, 'new at the bottom');
+  await expect(log.getByText('new at the bottom')).toBeInViewport();
+  await alice.page.context().close();
+});
+
+test('two tabs of one user stay consistent', async ({ browser }) => {
+  const alice = await newUser(browser, 'tab');
+  const room = uniqueName('room');
+  await openSidebarAction(alice.page, 'New room');
+  await alice.page.getByLabel('Name').fill(room);
+  await alice.page.getByRole('button', { name: 'Create room' }).click();
+  await expect(alice.page.getByRole('heading', { name: room })).toBeVisible();
+  const second = await alice.page.context().newPage();
+  await second.goto(alice.page.url());
+  await expect(second.getByRole('heading', { name: room })).toBeVisible();
+  await send(alice.page, 'from tab one');
+  await expect(messages(second).getByText('from tab one')).toHaveCount(1);
+  await send(second, 'from tab two');
+  await expect(messages(alice.page).getByText('from tab two')).toHaveCount(1);
+  await expect(messages(alice.page).locator('.message.pending')).toHaveCount(0);
+  await alice.page.context().close();
+});
