@@ -70,17 +70,10 @@ pub async fn login(req: &LoginRequest) -> Result<AuthResponse, ClientError> {
 }
 
 pub async fn logout() -> Result<(), ClientError> {
-    let resp = Request::post("/api/auth/logout")
-        .json(&serde_json::json!({}))
-        .map_err(|_| ClientError::network())?
-        .send()
-        .await
-        .map_err(|_| ClientError::network())?;
-    // 401 means the session had already ended: signed out either way.
-    if resp.ok() || resp.status() == 401 {
-        Ok(())
-    } else {
-        read::<serde_json::Value>(resp).await.map(|_| ())
+    match no_content(Request::post("/api/auth/logout")).await {
+        // The session had already ended: signed out either way.
+        Err(e) if e.code == Some(ErrorCode::Unauthorized) => Ok(()),
+        other => other,
     }
 }
 
@@ -92,7 +85,16 @@ async fn get<T: DeserializeOwned>(url: &str) -> Result<T, ClientError> {
     read(resp).await
 }
 
-/// For endpoints that answer 204 No Content.
+/// An answer without a body (204), or the error it carries.
+async fn empty(resp: Response) -> Result<(), ClientError> {
+    if resp.ok() {
+        Ok(())
+    } else {
+        read::<serde_json::Value>(resp).await.map(|_| ())
+    }
+}
+
+/// For endpoints that take `{}` and answer 204 No Content.
 async fn no_content(req: gloo_net::http::RequestBuilder) -> Result<(), ClientError> {
     let resp = req
         .header("Content-Type", "application/json")
@@ -101,11 +103,7 @@ async fn no_content(req: gloo_net::http::RequestBuilder) -> Result<(), ClientErr
         .send()
         .await
         .map_err(|_| ClientError::network())?;
-    if resp.ok() {
-        Ok(())
-    } else {
-        read::<serde_json::Value>(resp).await.map(|_| ())
-    }
+    empty(resp).await
 }
 
 pub async fn public_rooms() -> Result<Vec<PublicRoom>, ClientError> {
@@ -150,11 +148,7 @@ pub async fn kick(room: RoomId, user: UserId) -> Result<(), ClientError> {
         .send()
         .await
         .map_err(|_| ClientError::network())?;
-    if resp.ok() {
-        Ok(())
-    } else {
-        read::<serde_json::Value>(resp).await.map(|_| ())
-    }
+    empty(resp).await
 }
 
 pub async fn open_dm(username: String) -> Result<RoomSummary, ClientError> {

@@ -19,7 +19,6 @@ use axum::extract::ws::{Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use bytes::Bytes;
-use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
 use super::hub::{ConnHandle, Outgoing, encode};
@@ -77,7 +76,6 @@ pub async fn upgrade(
 }
 
 async fn run(state: AppState, socket: WebSocket, session: AuthSession, user: User) {
-    let (sink, mut stream) = socket.split();
     let (tx, outbox) = mpsc::channel(state.config.limits.ws_outbox_frames);
     let conn = ConnHandle::new(
         state.hub.next_conn_id(),
@@ -92,14 +90,6 @@ async fn run(state: AppState, socket: WebSocket, session: AuthSession, user: Use
             false
         }
     };
-    let writer = tokio::spawn(socket::write_loop(
-        sink,
-        outbox,
-        conn.clone(),
-        Loader {
-            storage: state.storage.clone(),
-        },
-    ));
     let mut handler = ChatHandler {
         state: state.clone(),
         conn: conn.clone(),
@@ -120,16 +110,20 @@ async fn run(state: AppState, socket: WebSocket, session: AuthSession, user: Use
         })
     };
     handler.hello_timer = Some(hello_timer.abort_handle());
-    socket::read_loop(
-        &mut stream,
+    let loader = Loader {
+        storage: state.storage.clone(),
+    };
+    socket::drive(
+        socket,
         &conn,
+        outbox,
+        loader,
         &state.shutdown,
         heartbeat(&state),
         &mut handler,
     )
     .await;
     hello_timer.abort();
-    conn.close(socket::code::NORMAL, "");
     let (rooms, went_offline) = state.hub.disconnect(&conn);
     if went_offline {
         let now = clock::now_millis();
@@ -145,9 +139,6 @@ async fn run(state: AppState, socket: WebSocket, session: AuthSession, user: Use
             tracing::warn!(error = ?e, "could not record last seen");
         }
     }
-    drop(handler);
-    drop(conn);
-    writer.await.ok();
 }
 
 fn heartbeat(state: &AppState) -> socket::Heartbeat {
@@ -438,28 +429,20 @@ impl Handler for ChatHandler {
 pub async fn echo(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
     let tracker = state.tasks.token();
     socket::configure(ws, 16 * 1024 * 1024 + 1024).on_upgrade(move |socket| async move {
-        let (sink, mut stream) = socket.split();
         let (tx, outbox) = mpsc::channel(64);
         let conn = ConnHandle::new(0, app::domain::UserId::new(0), Arc::from(""), tx);
-        let writer = tokio::spawn(socket::write_loop(
-            sink,
-            outbox,
-            conn.clone(),
-            socket::NoCatchUp,
-        ));
         let mut handler = Echo { conn: conn.clone() };
-        socket::read_loop(
-            &mut stream,
+        let beat = heartbeat(&state);
+        socket::drive(
+            socket,
             &conn,
+            outbox,
+            socket::NoCatchUp,
             &state.shutdown,
-            heartbeat(&state),
+            beat,
             &mut handler,
         )
         .await;
-        conn.close(socket::code::NORMAL, "");
-        drop(handler);
-        drop(conn);
-        writer.await.ok();
         drop(tracker);
     })
 }

@@ -147,6 +147,27 @@ async fn feed<C: CatchUp>(
     sink.feed(message).await
 }
 
+/// Runs a socket to its end: a writer task drains `outbox` to the socket while `handler` gets
+/// what the peer sends. Returns when the read side has ended and the close frame is out (or
+/// given up on).
+pub async fn drive<H: Handler, C: CatchUp + 'static>(
+    socket: WebSocket,
+    conn: &ConnHandle,
+    outbox: mpsc::Receiver<Outgoing>,
+    catch_up: C,
+    shutdown: &CancellationToken,
+    beat: Heartbeat,
+    handler: &mut H,
+) {
+    let (sink, mut stream) = socket.split();
+    let writer = tokio::spawn(write_loop(sink, outbox, conn.clone(), catch_up));
+    read_loop(&mut stream, conn, shutdown, beat, handler).await;
+    conn.close(code::NORMAL, "");
+    if let Err(e) = writer.await {
+        tracing::warn!(conn = conn.id, error = %e, "socket writer task failed");
+    }
+}
+
 /// Reads until the peer closes, the connection is closed by us, or the server shuts down.
 /// Keeps reading after a close so the close handshake completes (RFC 6455 §5.5.1).
 pub async fn read_loop<H: Handler>(
