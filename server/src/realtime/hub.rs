@@ -192,6 +192,17 @@ impl Hub {
         self.next_id.fetch_add(1, Ordering::Relaxed) + 1
     }
 
+    /// The room's channel if it exists. Lookups never create one: a client naming made-up
+    /// room ids must not grow the map.
+    fn existing(&self, room: RoomId) -> Option<Arc<Mutex<RoomChannel>>> {
+        self.rooms
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&room)
+            .cloned()
+    }
+
+    /// The room's channel, created if needed: only for rooms that exist in storage.
     fn channel(&self, room: RoomId) -> Arc<Mutex<RoomChannel>> {
         if let Some(c) = self
             .rooms
@@ -241,12 +252,13 @@ impl Hub {
             (rooms, last)
         };
         for room in &rooms {
-            let channel = self.channel(*room);
-            channel
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .subs
-                .remove(&conn.id);
+            if let Some(channel) = self.existing(*room) {
+                channel
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .subs
+                    .remove(&conn.id);
+            }
         }
         (rooms, last)
     }
@@ -311,9 +323,13 @@ impl Hub {
     }
 
     pub fn is_subscribed(&self, room: RoomId, conn: ConnId) -> bool {
-        let channel = self.channel(room);
-        let channel = channel.lock().unwrap_or_else(|p| p.into_inner());
-        channel.subs.contains_key(&conn)
+        self.existing(room).is_some_and(|channel| {
+            channel
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .subs
+                .contains_key(&conn)
+        })
     }
 
     /// A room came into existence (its sequence starts at 0).
@@ -333,8 +349,10 @@ impl Hub {
 
     /// Sends `frame` to everyone following `room`, except connections of `except`.
     pub fn broadcast(&self, room: RoomId, frame: &ServerFrame, except: Option<UserId>) {
+        let Some(channel) = self.existing(room) else {
+            return;
+        };
         let bytes = encode(frame);
-        let channel = self.channel(room);
         let channel = channel.lock().unwrap_or_else(|p| p.into_inner());
         for sub in channel.subs.values() {
             if Some(sub.user) != except {
@@ -348,7 +366,9 @@ impl Hub {
         let bytes = encode(frame);
         let mut seen = HashSet::new();
         for room in rooms {
-            let channel = self.channel(*room);
+            let Some(channel) = self.existing(*room) else {
+                continue;
+            };
             let channel = channel.lock().unwrap_or_else(|p| p.into_inner());
             for sub in channel.subs.values() {
                 if sub.user != except && seen.insert(sub.id) {
@@ -374,10 +394,11 @@ impl Hub {
                 None => Vec::new(),
             }
         };
-        let channel = self.channel(room);
-        let mut channel = channel.lock().unwrap_or_else(|p| p.into_inner());
-        for c in &conns {
-            channel.subs.remove(&c.id);
+        if let Some(channel) = self.existing(room) {
+            let mut channel = channel.lock().unwrap_or_else(|p| p.into_inner());
+            for c in &conns {
+                channel.subs.remove(&c.id);
+            }
         }
         conns
     }
@@ -393,12 +414,13 @@ impl Hub {
                 rooms.remove(&room);
             }
         }
-        let channel = self.channel(room);
-        channel
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .subs
-            .remove(&conn.id);
+        if let Some(channel) = self.existing(room) {
+            channel
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .subs
+                .remove(&conn.id);
+        }
     }
 
     /// Closes every connection opened with `session`.
@@ -483,6 +505,23 @@ mod tests {
             got += 1;
         }
         assert_eq!(got, 6, "catch-up marker and five messages");
+    }
+
+    #[test]
+    fn looking_up_made_up_rooms_creates_nothing() {
+        let hub = Hub::new([(RoomId::new(1), 0)]);
+        for id in 2..1000 {
+            assert!(!hub.is_subscribed(RoomId::new(id), 1));
+            hub.broadcast(
+                RoomId::new(id),
+                &ServerFrame::MemberLeft {
+                    room_id: RoomId::new(id),
+                    user_id: UserId::new(1),
+                },
+                None,
+            );
+        }
+        assert_eq!(hub.rooms.read().unwrap().len(), 1);
     }
 
     #[test]
