@@ -86,6 +86,13 @@ pub fn bot() -> Client {
 }
 
 impl TestApp {
+    /// Asks the server to shut down, as SIGTERM does.
+    pub fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            stop.send(()).ok();
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }

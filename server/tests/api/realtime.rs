@@ -708,3 +708,16 @@ async fn an_idempotent_retry_works_across_a_server_restart() {
     let page: Value = second.history(&alice, room, "").await.json().await.unwrap();
     assert_eq!(seqs(&page["messages"]), [1]);
 }
+
+#[tokio::test]
+async fn shutting_down_closes_every_socket_with_1001() {
+    let mut app = spawn_app().await;
+    let (alice, bob, _room) = two_in_a_room(&app).await;
+    let mut a = app.ws(&alice).await;
+    let mut b = app.ws(&bob).await;
+    app.stop();
+    for ws in [&mut a, &mut b] {
+        let (ended, _) = ws.until_end().await;
+        assert!(matches!(ended, Ended::Closed(Some(1001))), "{ended:?}");
+    }
+}
