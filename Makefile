@@ -16,8 +16,10 @@ test: setup-test fmt-check clippy unit-tests integration-tests conformance e2e
 	@echo "make test: all checks passed"
 
 ## make dev: cargo leptos watch (rebuilds and restarts on change).
+# Precompressed files from `make site` would shadow what cargo-leptos writes: remove them.
 dev:
 	scripts/setup.sh dev
+	rm -f target/site/*.br target/site/*.gz target/site/pkg/*.br target/site/pkg/*.gz
 	cargo leptos watch
 
 setup-build:

@@ -14,4 +14,11 @@ wasm-bindgen target/wasm32-unknown-unknown/wasm-release/frontend.wasm \
 mv -f "$out/natter_bg.wasm" "$out/natter.wasm"
 cp style/main.css "$out/natter.css"
 cp -r public/. "$site/"
-echo "site built in $site ($(du -h "$out/natter.wasm" | cut -f1) wasm)"
+# Precompress at the highest levels once, so the server never compresses these per request
+# (on-the-fly brotli uses a fast, weaker level). The server serves .br/.gz when accepted.
+for f in "$out"/natter.wasm "$out"/natter.js "$out"/natter.css "$site"/index.html "$site"/boot.js; do
+  gzip -9 -k -f "$f"
+  if command -v brotli >/dev/null; then brotli -q 11 -k -f "$f"; fi
+done
+echo "site built in $site: wasm $(stat -c %s "$out/natter.wasm") B," \
+  "gzip $(stat -c %s "$out/natter.wasm.gz") B$(command -v brotli >/dev/null && echo ", brotli $(stat -c %s "$out/natter.wasm.br") B")"

@@ -48,6 +48,13 @@ ensure_wasm_bindgen() {
   fi
 }
 
+# Optional: precompressing the client with brotli (gzip is always there). Not fatal if it
+# cannot be installed (no root): the site is then served gzip-precompressed.
+ensure_brotli() {
+  command -v brotli >/dev/null && return 0
+  if [ "$(id -u)" -eq 0 ]; then apt_install brotli || true; fi
+}
+
 ensure_cargo_leptos() {
   if ! cargo leptos --version 2>/dev/null | grep -q '0.3.10'; then
     say "installing cargo-leptos 0.3.10 (slow: 45+ minutes on 2 cores, once)"
@@ -78,8 +85,8 @@ ensure_python_venv() {
 }
 
 case "${1:-build}" in
-  build) ensure_rust; ensure_wasm_bindgen ;;
-  test) ensure_rust; ensure_wasm_bindgen; ensure_chromium; ensure_npm_packages; ensure_python_venv ;;
+  build) ensure_rust; ensure_wasm_bindgen; ensure_brotli ;;
+  test) ensure_rust; ensure_wasm_bindgen; ensure_brotli; ensure_chromium; ensure_npm_packages; ensure_python_venv ;;
   dev) ensure_rust; ensure_wasm_bindgen; ensure_cargo_leptos ;;
   *) echo "usage: $0 build|test|dev" >&2; exit 2 ;;
 esac

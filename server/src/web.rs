@@ -59,14 +59,24 @@ pub fn router(state: AppState) -> Router {
         .layer(TraceLayer::new_for_http())
 }
 
-/// The built client. Any path that is not a file gets `index.html` (history-API routing);
+/// The built client, served precompressed (`.br`, `.gz` made by scripts/build-site.sh) when the
+/// browser accepts it. Any path that is not a file gets `index.html` (history-API routing);
 /// `/pkg/` (the wasm, JS and CSS) answers 404 for missing files instead, so a stale page gets a
 /// clear failure rather than HTML where it expects code.
 fn site(root: &Path) -> Router {
-    let index = ServeFile::new(root.join("index.html"));
+    let index = ServeFile::new(root.join("index.html"))
+        .precompressed_br()
+        .precompressed_gzip();
+    let pkg = ServeDir::new(root.join("pkg"))
+        .precompressed_br()
+        .precompressed_gzip();
+    let files = ServeDir::new(root)
+        .precompressed_br()
+        .precompressed_gzip()
+        .fallback(index);
     Router::new()
-        .nest_service("/pkg", ServeDir::new(root.join("pkg")))
-        .fallback_service(ServeDir::new(root).fallback(index))
+        .nest_service("/pkg", pkg)
+        .fallback_service(files)
         // File names are not content-hashed, so browsers revalidate (cheap: Last-Modified).
         .layer(header_default(header::CACHE_CONTROL, "no-cache"))
 }

@@ -97,6 +97,11 @@ impl TestApp {
         format!("http://{}{}", self.addr, path)
     }
 
+    /// The directory the server serves the client from.
+    pub fn site_dir(&self) -> &std::path::Path {
+        self._site_dir.path()
+    }
+
     pub async fn post_json(&self, client: &Client, path: &str, body: &Value) -> Response {
         client
             .post(self.url(path))

@@ -59,3 +59,36 @@ async fn api_responses_are_never_cached() {
         .unwrap();
     assert_eq!(resp.headers()["cache-control"], "no-store");
 }
+
+#[tokio::test]
+async fn precompressed_assets_are_served_when_accepted() {
+    let app = spawn_app().await;
+    let pkg = app.site_dir().join("pkg");
+    std::fs::write(pkg.join("natter.wasm"), b"\0asm raw").unwrap();
+    std::fs::write(pkg.join("natter.wasm.br"), b"brotli bytes").unwrap();
+    std::fs::write(pkg.join("natter.wasm.gz"), b"gzip bytes").unwrap();
+    let get = |encoding: &'static str| {
+        let url = app.url("/pkg/natter.wasm");
+        async move {
+            reqwest::Client::builder()
+                .no_brotli()
+                .no_gzip()
+                .build()
+                .unwrap()
+                .get(url)
+                .header("accept-encoding", encoding)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let br = get("br, gzip").await;
+    assert_eq!(br.headers()["content-encoding"], "br");
+    assert_eq!(br.bytes().await.unwrap().as_ref(), b"brotli bytes");
+    let gz = get("gzip").await;
+    assert_eq!(gz.headers()["content-encoding"], "gzip");
+    assert_eq!(gz.bytes().await.unwrap().as_ref(), b"gzip bytes");
+    let plain = get("identity").await;
+    assert!(plain.headers().get("content-encoding").is_none());
+    assert_eq!(plain.bytes().await.unwrap().as_ref(), b"\0asm raw");
+}
