@@ -184,3 +184,28 @@ test('two tabs of one user stay consistent', async ({ browser }) => {
   await expect(messages(alice.page).locator('.message.pending')).toHaveCount(0);
   await alice.page.context().close();
 });
+
+test('a send that is not confirmed shows as failed, and Retry delivers it once', async ({ browser }) => {
+  const alice = await newUser(browser, 'rita');
+  const bob = await newUser(browser, 'rob');
+  const room = uniqueName('room');
+  await openSidebarAction(alice.page, 'New room');
+  await alice.page.getByLabel('Name').fill(room);
+  await alice.page.getByRole('button', { name: 'Create room' }).click();
+  await openSidebarAction(bob.page, 'Browse rooms');
+  await bob.page.getByRole('button', { name: `Join ${room}` }).click();
+  await expect(bob.page.getByRole('heading', { name: room })).toBeVisible();
+
+  await alice.page.context().setOffline(true);
+  await send(alice.page, 'stuck message');
+  const pending = messages(alice.page).locator('.message.pending');
+  await expect(pending.getByText('Sending…')).toBeVisible();
+  // Unconfirmed after 15 s: failed, with a Retry button.
+  await expect(pending.getByText('Failed')).toBeVisible({ timeout: 25_000 });
+  await alice.page.context().setOffline(false);
+  await expect(alice.page.getByRole('status').filter({ hasText: 'Reconnecting' })).toBeHidden();
+  await pending.getByRole('button', { name: 'Retry' }).click();
+  await expect(messages(bob.page).getByText('stuck message')).toHaveCount(1);
+  await expect(pending).toHaveCount(0);
+  await expect(messages(alice.page).getByText('stuck message')).toHaveCount(1);
+});
