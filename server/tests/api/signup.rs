@@ -222,16 +222,50 @@ async fn bodies_over_16_kib_are_refused_with_413() {
 }
 
 #[tokio::test]
-async fn signups_per_ip_are_limited() {
-    let app = spawn_app_with(|c| c.limits.signups_per_ip = 2).await;
-    app.signup_ok(&bot(), "user1").await;
-    app.signup_ok(&bot(), "user2").await;
-    let resp = app.signup(&bot(), "user3", PASSWORD).await;
+async fn signups_per_ip_are_limited_except_from_this_machine() {
+    let app = spawn_app_with(|c| {
+        c.limits.signups_per_ip = 2;
+        c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    })
+    .await;
+    let from = |ip: &'static str, name: &'static str| {
+        let app = &app;
+        async move {
+            bot()
+                .post(app.url("/api/auth/signup"))
+                .header("X-Forwarded-For", ip)
+                .json(&json!({"username": name, "password": PASSWORD}))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        from("203.0.113.9", "user1").await.status(),
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        from("203.0.113.9", "user2").await.status(),
+        StatusCode::CREATED
+    );
+    let resp = from("203.0.113.9", "user3").await;
     assert!(resp.headers().contains_key("retry-after"));
     assert_eq!(
         error_code(resp, StatusCode::TOO_MANY_REQUESTS).await,
         "too_many_requests"
     );
+    assert_eq!(
+        from("198.51.100.1", "user4").await.status(),
+        StatusCode::CREATED,
+        "per IP"
+    );
+    for name in ["local1", "local2", "local3"] {
+        assert_eq!(
+            from("127.0.0.1", name).await.status(),
+            StatusCode::CREATED,
+            "loopback"
+        );
+    }
 }
 
 #[tokio::test]
