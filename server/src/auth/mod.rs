@@ -59,11 +59,10 @@ async fn signup(
     // Clients on this machine (the operator's tools, tests, benchmarks) are not limited; a
     // reverse proxy on the same host must be listed in NATTER_TRUSTED_PROXIES so that real
     // client addresses are used.
-    let local = ip.is_loopback();
-    if let Some(retry_after) = state.throttle.blocked(&key, limits.signups_per_ip) {
-        if !local {
-            return Err(ApiError::TooManyRequests { retry_after });
-        }
+    if let Some(retry_after) = state.throttle.blocked(&key, limits.signups_per_ip)
+        && !ip.is_loopback()
+    {
+        return Err(ApiError::TooManyRequests { retry_after });
     }
     let username = Username::parse(&body.username)?;
     let password = Password::parse(&body.password)?;
