@@ -235,11 +235,13 @@ impl Chat {
                     tl.synced = true;
                 });
                 // Our own messages that were stored before the connection dropped: confirmed.
+                let me = self.me.with_untracked(|me| me.as_ref().map(|m| m.id));
                 let stored: Vec<String> = self.timelines.with_untracked(|t| {
                     t.get(&room_id)
                         .map(|tl| {
                             tl.messages
                                 .values()
+                                .filter(|m| Some(m.sender_id) == me)
                                 .map(|m| m.client_id.as_str().to_owned())
                                 .collect()
                         })
