@@ -292,6 +292,8 @@ async fn session(
 pub struct AuthSession {
     pub user_id: UserId,
     pub session_id: String,
+    /// When the session ends by itself (unix seconds, the token's `exp`).
+    pub expires_at: i64,
 }
 
 /// The bearer token if there is an `Authorization` header, else the session cookie.
@@ -328,6 +330,7 @@ impl AuthSession {
         Ok(Self {
             user_id: owner,
             session_id: claims.sid,
+            expires_at: claims.exp,
         })
     }
 }

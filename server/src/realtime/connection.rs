@@ -110,6 +110,15 @@ async fn run(state: AppState, socket: WebSocket, session: AuthSession, user: Use
         })
     };
     handler.hello_timer = Some(hello_timer.abort_handle());
+    // The session ends by itself at its expiry: so does a socket opened with it.
+    let expiry = {
+        let conn = conn.clone();
+        let left = session.expires_at.saturating_sub(clock::now_secs()).max(0);
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(left.unsigned_abs())).await;
+            conn.close(close_code::SESSION_ENDED, "session expired");
+        })
+    };
     let loader = Loader {
         storage: state.storage.clone(),
     };
@@ -124,6 +133,7 @@ async fn run(state: AppState, socket: WebSocket, session: AuthSession, user: Use
     )
     .await;
     hello_timer.abort();
+    expiry.abort();
     let (rooms, went_offline) = state.hub.disconnect(&conn);
     if went_offline {
         let now = clock::now_millis();

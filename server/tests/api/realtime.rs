@@ -721,3 +721,12 @@ async fn shutting_down_closes_every_socket_with_1001() {
         assert!(matches!(ended, Ended::Closed(Some(1001))), "{ended:?}");
     }
 }
+
+#[tokio::test]
+async fn an_open_socket_closes_when_its_session_expires() {
+    let app = spawn_app_with(|c| c.session_ttl = std::time::Duration::from_secs(2)).await;
+    let token = app.signup_ok(&bot(), "alice").await;
+    let mut ws = app.ws(&token).await;
+    let (ended, _) = ws.until_end().await;
+    assert!(matches!(ended, Ended::Closed(Some(4001))), "{ended:?}");
+}
