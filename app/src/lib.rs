@@ -10,6 +10,7 @@
 pub mod api;
 pub mod domain;
 pub mod error;
+pub mod markdown;
 pub mod protocol;
 
 #[cfg(feature = "csr")]

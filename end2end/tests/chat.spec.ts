@@ -62,7 +62,9 @@ test('two users chat in a room and in a DM, with presence and typing', async ({ 
   await box.pressSequentially('line two');
   await expect(box).toHaveValue('line one\nline two');
   await box.press('Enter');
-  await expect(messages(bob.page).getByText(/line one\s+line two/)).toBeVisible();
+  const twoLines = messages(bob.page).locator('.body', { hasText: 'line one' });
+  await expect(twoLines).toContainText('line two');
+  await expect(twoLines.locator('br')).toHaveCount(1);
 
   // Typing shows on the other side and stops when the message is sent.
   await bob.page.getByRole('textbox', { name: 'Message' }).pressSequentially('typing something');
@@ -208,4 +210,61 @@ test('a send that is not confirmed shows as failed, and Retry delivers it once',
   await expect(messages(bob.page).getByText('stuck message')).toHaveCount(1);
   await expect(pending).toHaveCount(0);
   await expect(messages(alice.page).getByText('stuck message')).toHaveCount(1);
+});
+
+test('formatting renders, and markup in messages, names and topics stays inert', async ({ browser }) => {
+  const xss = '<img src=x onerror="window.__xss=1">';
+  // The display name itself is a payload.
+  const { viewport, isMobile, hasTouch, userAgent, deviceScaleFactor } = test.info().project.use;
+  const context = await browser.newContext({ viewport, isMobile, hasTouch, userAgent, deviceScaleFactor });
+  const page = await context.newPage();
+  const name = uniqueName('eve');
+  await page.goto(url('/signup'));
+  await page.getByLabel('Username').fill(name);
+  await page.getByLabel('Display name').fill(xss);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Sign up' }).click();
+  await expect(page.getByRole('heading', { name: `Welcome, ${xss}` })).toBeVisible();
+
+  const bob = await newUser(browser, 'bobby');
+  const roomName = `<script>window.__xss=1</script>${uniqueName('r')}`.slice(0, 64);
+  await openSidebarAction(page, 'New room');
+  await page.getByLabel('Name').fill(roomName);
+  await page.getByLabel('Topic').fill('<svg onload="window.__xss=1">');
+  await page.getByRole('button', { name: 'Create room' }).click();
+  await expect(page.getByRole('heading', { name: roomName })).toBeVisible();
+  await openSidebarAction(bob.page, 'Browse rooms');
+  await bob.page.getByRole('button', { name: `Join ${roomName}` }).click();
+  await expect(bob.page.getByRole('heading', { name: roomName })).toBeVisible();
+
+  const payloads = [
+    '<script>window.__xss=1</script>',
+    xss,
+    '[click me](javascript:window.__xss=1)',
+    '<a href="javascript:window.__xss=1">link</a>',
+    '<iframe src="javascript:window.__xss=1"></iframe>',
+    '![pixel](https://evil.example/track.png)',
+  ];
+  for (const p of payloads) await send(page, p);
+  await send(page, '**bold** *it* ~~gone~~ `code` and https://example.org/x.');
+  const log = messages(bob.page);
+  await expect(log.locator('strong', { hasText: 'bold' })).toBeVisible();
+  await expect(log.locator('em', { hasText: 'it' })).toBeVisible();
+  await expect(log.locator('s', { hasText: 'gone' })).toBeVisible();
+  await expect(log.locator('code', { hasText: 'code' })).toBeVisible();
+  const link = log.locator('a[href="https://example.org/x"]');
+  await expect(link).toHaveAttribute('rel', 'noopener noreferrer nofollow');
+  await expect(link).toHaveAttribute('target', '_blank');
+
+  // Every payload is shown as text; nothing ran, nothing was loaded, no unsafe link exists.
+  await expect(log.getByText('<script>window.__xss=1</script>')).toBeVisible();
+  await expect(log.getByText(xss).first()).toBeVisible();
+  await expect(log.getByText('click me')).toBeVisible();
+  for (const p of [bob.page, page]) {
+    await expect(p.locator('img, iframe, script:not([src]), svg[onload]')).toHaveCount(0);
+    await expect(p.locator('a[href^="javascript"], a[href^="data"]')).toHaveCount(0);
+    expect(await p.evaluate(() => (window as unknown as { __xss?: number }).__xss)).toBeUndefined();
+  }
+  await expect(log.locator('a[href="https://evil.example/track.png"]')).toHaveText('pixel');
+  await context.close();
 });

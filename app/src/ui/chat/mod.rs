@@ -2,6 +2,7 @@
 //! the dialogs.
 
 mod dialogs;
+mod format;
 mod room;
 mod sidebar;
 pub mod socket;

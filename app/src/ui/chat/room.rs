@@ -292,7 +292,9 @@ fn render_row(chat: Chat, row: Row) -> AnyView {
                             <time class="time">{clock_time(m.created_at)}</time>
                         </header>
                     })}
-                    <p class="body" class:big=big title=clock_time(m.created_at)>{body}</p>
+                    <div class="body" class:big=big title=clock_time(m.created_at)>
+                        {super::format::render_body(&body)}
+                    </div>
                 </article>
             }
             .into_any()
@@ -307,7 +309,7 @@ fn render_row(chat: Chat, row: Row) -> AnyView {
                         <strong class="sender">{move || chat.me.with(|me| me.as_ref().map(|m| m.display_name.to_string()).unwrap_or_default())}</strong>
                         <span class="status">{if is_failed { "Failed" } else { "Sending…" }}</span>
                     </header>
-                    <p class="body">{p.body.clone()}</p>
+                    <div class="body">{super::format::render_body(&p.body)}</div>
                     {failed.map(|why| view! {
                         <p class="send-error" role="alert">{why} " "
                             <button class="link" on:click=move |_| socket::retry(chat, &client_id)>"Retry"</button>

@@ -1,0 +1,44 @@
+//! Renders a message body's Markdown nodes (`crate::markdown`) as DOM nodes. Text is always a
+//! text node; the only attribute taken from a message is a link's `href`, already restricted to
+//! http(s) and mailto.
+
+use leptos::prelude::*;
+
+use crate::markdown::{self, Node};
+
+pub fn render_body(body: &str) -> AnyView {
+    render(markdown::parse(body))
+}
+
+fn render(nodes: Vec<Node>) -> AnyView {
+    nodes.into_iter().map(render_node).collect_view().into_any()
+}
+
+fn render_node(node: Node) -> AnyView {
+    match node {
+        Node::Text(text) => text.into_any(),
+        Node::LineBreak => view! { <br/> }.into_any(),
+        Node::Paragraph(c) => view! { <p>{render(c)}</p> }.into_any(),
+        Node::Strong(c) => view! { <strong>{render(c)}</strong> }.into_any(),
+        Node::Emphasis(c) => view! { <em>{render(c)}</em> }.into_any(),
+        Node::Strikethrough(c) => view! { <s>{render(c)}</s> }.into_any(),
+        Node::Code(code) => view! { <code>{code}</code> }.into_any(),
+        Node::CodeBlock(code) => view! { <pre><code>{code}</code></pre> }.into_any(),
+        Node::Quote(c) => view! { <blockquote>{render(c)}</blockquote> }.into_any(),
+        Node::List { ordered, items } => {
+            let items = items
+                .into_iter()
+                .map(|item| view! { <li>{render(item)}</li> })
+                .collect_view();
+            if ordered {
+                view! { <ol>{items}</ol> }.into_any()
+            } else {
+                view! { <ul>{items}</ul> }.into_any()
+            }
+        }
+        Node::Link { href, children } => view! {
+            <a href=href target="_blank" rel="noopener noreferrer nofollow">{render(children)}</a>
+        }
+        .into_any(),
+    }
+}
