@@ -6,7 +6,7 @@
 //! become links (no remote image is loaded just by viewing a message). The subset: bold,
 //! italic, strikethrough, inline code, code blocks, links (also bare `http(s)://` URLs), block
 //! quotes, lists; headings render as bold paragraphs. Single newlines are line breaks, as chat
-//! users expect.
+//! users expect. `@username` outside code is a [`Node::Mention`].
 
 use pulldown_cmark::{CodeBlockKind, Event, Options, Parser, Tag, TagEnd};
 
@@ -30,6 +30,8 @@ pub enum Node {
         href: String,
         children: Vec<Node>,
     },
+    /// `@username` (lower-cased, without the `@`).
+    Mention(String),
 }
 
 /// Whether a link target may be followed: only web and mail links.
@@ -117,7 +119,7 @@ fn linkify(text: &str, out: &mut Vec<Node>) {
         // Trailing punctuation usually ends the sentence, not the URL.
         let url = from[..end].trim_end_matches(['.', ',', ';', ':', '!', '?', ')', '\'']);
         if !before.is_empty() {
-            out.push(Node::Text(before.to_owned()));
+            mentionify(before, out);
         }
         out.push(Node::Link {
             href: url.to_owned(),
@@ -126,8 +128,63 @@ fn linkify(text: &str, out: &mut Vec<Node>) {
         rest = &from[url.len()..];
     }
     if !rest.is_empty() {
-        out.push(Node::Text(rest.to_owned()));
+        mentionify(rest, out);
     }
+}
+
+/// Splits `@username` mentions out of plain text. A mention starts at the beginning or after a
+/// character that cannot be in a username (so `a@b.org` is not one) and is 3-32 characters
+/// of `[a-z0-9_.-]` (any case), without a trailing `.`.
+fn mentionify(text: &str, out: &mut Vec<Node>) {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "_.-".contains(c);
+    let mut plain_from = 0;
+    let mut iter = text.char_indices().peekable();
+    let mut prev: Option<char> = None;
+    while let Some((i, c)) = iter.next() {
+        if c == '@' && !prev.is_some_and(allowed) {
+            let name: String = text[i + 1..].chars().take_while(|c| allowed(*c)).collect();
+            let name = name.trim_end_matches('.');
+            let len = name.chars().count();
+            if (3..=32).contains(&len) {
+                if plain_from < i {
+                    out.push(Node::Text(text[plain_from..i].to_owned()));
+                }
+                out.push(Node::Mention(name.to_ascii_lowercase()));
+                plain_from = i + 1 + name.len();
+                while iter.peek().is_some_and(|(j, _)| *j < plain_from) {
+                    iter.next();
+                }
+                prev = name.chars().last();
+                continue;
+            }
+        }
+        prev = Some(c);
+    }
+    if plain_from < text.len() {
+        out.push(Node::Text(text[plain_from..].to_owned()));
+    }
+}
+
+/// The usernames a body mentions.
+pub fn mentions(body: &str) -> Vec<String> {
+    fn walk(nodes: &[Node], out: &mut Vec<String>) {
+        for n in nodes {
+            match n {
+                Node::Mention(name) => out.push(name.clone()),
+                Node::Paragraph(c)
+                | Node::Strong(c)
+                | Node::Emphasis(c)
+                | Node::Strikethrough(c)
+                | Node::Quote(c)
+                | Node::Link { children: c, .. } => walk(c, out),
+                Node::List { items, .. } => items.iter().for_each(|i| walk(i, out)),
+                _ => {}
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&parse(body), &mut out);
+    out
 }
 
 fn find_url(text: &str) -> Option<usize> {
@@ -238,6 +295,10 @@ pub fn plain_text(nodes: &[Node]) -> String {
     for n in nodes {
         match n {
             Node::Text(t) | Node::Code(t) | Node::CodeBlock(t) => out.push_str(t),
+            Node::Mention(name) => {
+                out.push('@');
+                out.push_str(name);
+            }
             Node::LineBreak => out.push('\n'),
             Node::Paragraph(c)
             | Node::Strong(c)
@@ -347,6 +408,26 @@ mod tests {
             ])
         );
         assert_eq!(parse("http:// nothing"), p(vec![t("http:// nothing")]));
+    }
+
+    #[test]
+    fn mentions_are_found_outside_code_and_emails() {
+        assert_eq!(
+            parse("hi @Alice_1, see @bob."),
+            p(vec![
+                t("hi "),
+                Node::Mention("alice_1".into()),
+                t(", see "),
+                Node::Mention("bob".into()),
+                t("."),
+            ])
+        );
+        assert_eq!(
+            mentions("mail a@b.org or `@code` or @x"),
+            Vec::<String>::new()
+        );
+        assert_eq!(mentions("**@carol** and @dave-2"), ["carol", "dave-2"]);
+        assert_eq!(plain_text(&parse("ping @Eve")), "ping @eve");
     }
 
     #[test]

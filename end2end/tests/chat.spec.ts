@@ -268,3 +268,31 @@ test('formatting renders, and markup in messages, names and topics stays inert',
   await expect(log.locator('a[href="https://evil.example/track.png"]')).toHaveText('pixel');
   await context.close();
 });
+
+test('@mentions autocomplete in the composer and highlight the message for the mentioned user', async ({ browser }) => {
+  const alice = await newUser(browser, 'mia');
+  const bob = await newUser(browser, 'max');
+  const room = uniqueName('room');
+  await openSidebarAction(alice.page, 'New room');
+  await alice.page.getByLabel('Name').fill(room);
+  await alice.page.getByRole('button', { name: 'Create room' }).click();
+  await openSidebarAction(bob.page, 'Browse rooms');
+  await bob.page.getByRole('button', { name: `Join ${room}` }).click();
+  await expect(bob.page.getByRole('heading', { name: room })).toBeVisible();
+  // Alice's open room learns about Bob live (member_joined).
+
+  const box = alice.page.getByRole('textbox', { name: 'Message' });
+  await box.pressSequentially(`hey @${bob.name.slice(0, 5)}`);
+  const options = alice.page.getByRole('listbox', { name: 'Mention someone' });
+  await expect(options.getByRole('option')).toHaveText([new RegExp(bob.name)]);
+  await box.press('Tab');
+  await expect(box).toHaveValue(`hey @${bob.name} `);
+  await box.pressSequentially('look at this');
+  await box.press('Enter');
+
+  const atBob = messages(bob.page).locator('.message.mentions-me');
+  await expect(atBob).toContainText(`@${bob.name}`);
+  await expect(atBob.locator('.mention.me')).toHaveText(`@${bob.name}`);
+  await expect(messages(alice.page).getByText('look at this')).toBeVisible();
+  await expect(messages(alice.page).locator('.message.mentions-me')).toHaveCount(0);
+});

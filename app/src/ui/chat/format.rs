@@ -6,16 +6,26 @@ use leptos::prelude::*;
 
 use crate::markdown::{self, Node};
 
-pub fn render_body(body: &str) -> AnyView {
-    render(markdown::parse(body))
+/// Renders `body`; mentions of `me` (a username) are marked.
+pub fn render_body(body: &str, me: Option<&str>) -> AnyView {
+    render(markdown::parse(body), me)
 }
 
-fn render(nodes: Vec<Node>) -> AnyView {
-    nodes.into_iter().map(render_node).collect_view().into_any()
+fn render(nodes: Vec<Node>, me: Option<&str>) -> AnyView {
+    nodes
+        .into_iter()
+        .map(|n| render_node(n, me))
+        .collect_view()
+        .into_any()
 }
 
-fn render_node(node: Node) -> AnyView {
+fn render_node(node: Node, me: Option<&str>) -> AnyView {
+    let render = |nodes| render(nodes, me);
     match node {
+        Node::Mention(name) => {
+            let mine = me == Some(name.as_str());
+            view! { <span class="mention" class:me=mine>"@" {name}</span> }.into_any()
+        }
         Node::Text(text) => text.into_any(),
         Node::LineBreak => view! { <br/> }.into_any(),
         Node::Paragraph(c) => view! { <p>{render(c)}</p> }.into_any(),

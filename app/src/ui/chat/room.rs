@@ -63,23 +63,19 @@ fn RoomView(room_id: RoomId, open_drawer: Callback<()>) -> impl IntoView {
     let chat = use_chat();
     let room = Memo::new(move |_| chat.room(room_id));
     let panel = RwSignal::new(false);
-    let members = RwSignal::new(Vec::<Member>::new());
+    let members = Signal::derive(move || {
+        chat.members
+            .with(|m| m.get(&room_id).cloned().unwrap_or_default())
+    });
     let load_members = move || {
         spawn_local(async move {
             if let Ok(list) = client::members(room_id).await {
-                chat.remember_members(&list);
-                members.set(list);
+                chat.set_members(room_id, list);
             }
         });
     };
+    // Loaded once per visit; member frames keep it current from then on.
     load_members();
-    // Keep the member list fresh while the panel is open.
-    Effect::new(move |_| {
-        room.with(|r| r.as_ref().map(|r| r.member_count));
-        if panel.get_untracked() {
-            load_members();
-        }
-    });
 
     view! {
         {move || match room.get() {
@@ -123,10 +119,10 @@ fn RoomView(room_id: RoomId, open_drawer: Callback<()>) -> impl IntoView {
             <div class="room-main">
                 <MessageList room_id=room_id/>
                 <TypingLine room_id=room_id/>
-                <Composer room_id=room_id/>
+                <Composer room_id=room_id members=members/>
             </div>
             <Show when=move || panel.get() && room.get().is_some()>
-                <MembersPanel room=Signal::derive(move || room.get()) members=members.read_only()
+                <MembersPanel room=Signal::derive(move || room.get()) members=members
                     reload=Callback::new(move |()| load_members())/>
             </Show>
         </div>
@@ -284,8 +280,15 @@ fn render_row(chat: Chat, row: Row) -> AnyView {
             let sender = m.sender_id;
             let body = m.body.to_string();
             let big = only_emoji(&body);
+            let me_name = chat
+                .me
+                .with_untracked(|me| me.as_ref().map(|m| m.username.to_string()));
+            let mentions_me = me_name
+                .as_ref()
+                .is_some_and(|u| crate::markdown::mentions(&body).contains(u));
             view! {
-                <article class="message" class:first=first class:mine=mine data-seq=m.seq>
+                <article class="message" class:first=first class:mine=mine
+                    class:mentions-me=mentions_me data-seq=m.seq>
                     {first.then(|| view! {
                         <header class="message-head">
                             <strong class="sender">{move || chat.name_of(sender)}</strong>
@@ -293,7 +296,7 @@ fn render_row(chat: Chat, row: Row) -> AnyView {
                         </header>
                     })}
                     <div class="body" class:big=big title=clock_time(m.created_at)>
-                        {super::format::render_body(&body)}
+                        {super::format::render_body(&body, me_name.as_deref())}
                     </div>
                 </article>
             }
@@ -309,7 +312,7 @@ fn render_row(chat: Chat, row: Row) -> AnyView {
                         <strong class="sender">{move || chat.me.with(|me| me.as_ref().map(|m| m.display_name.to_string()).unwrap_or_default())}</strong>
                         <span class="status">{if is_failed { "Failed" } else { "Sending…" }}</span>
                     </header>
-                    <div class="body">{super::format::render_body(&p.body)}</div>
+                    <div class="body">{super::format::render_body(&p.body, None)}</div>
                     {failed.map(|why| view! {
                         <p class="send-error" role="alert">{why} " "
                             <button class="link" on:click=move |_| socket::retry(chat, &client_id)>"Retry"</button>
@@ -347,10 +350,45 @@ fn TypingLine(room_id: RoomId) -> impl IntoView {
     view! { <div class="typing" aria-live="polite">{text}</div> }
 }
 
+/// The `@partial` being typed at the end of `text`, if any.
+fn trailing_mention(text: &str) -> Option<String> {
+    let at = text.rfind('@')?;
+    let before_ok = text[..at]
+        .chars()
+        .next_back()
+        .is_none_or(|c| c.is_whitespace() || "([{".contains(c));
+    let partial = &text[at + 1..];
+    let ok = before_ok
+        && partial.len() <= 32
+        && partial
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    ok.then(|| partial.to_ascii_lowercase())
+}
+
 #[component]
-fn Composer(room_id: RoomId) -> impl IntoView {
+fn Composer(room_id: RoomId, members: Signal<Vec<Member>>) -> impl IntoView {
     let chat = use_chat();
     let text = RwSignal::new(String::new());
+    let picked = RwSignal::new(0usize);
+    let dismissed = RwSignal::new(None::<String>);
+    let suggestions = Memo::new(move |_| {
+        let current = text.get();
+        if dismissed.get().as_deref() == Some(current.as_str()) {
+            return Vec::new();
+        }
+        let Some(partial) = trailing_mention(&current) else {
+            return Vec::new();
+        };
+        let me = chat.me.with(|m| m.as_ref().map(|m| m.id));
+        members.with(|ms| {
+            ms.iter()
+                .filter(|m| Some(m.user.id) != me && m.user.username.as_str().starts_with(&partial))
+                .take(6)
+                .map(|m| (m.user.username.to_string(), m.user.display_name.to_string()))
+                .collect::<Vec<_>>()
+        })
+    });
     let error = RwSignal::new(None::<String>);
     let last_typing = StoredValue::new(0.0f64);
     let input = NodeRef::<html::Textarea>::new();
@@ -381,7 +419,44 @@ fn Composer(room_id: RoomId) -> impl IntoView {
         }
         stop_typing();
     };
+    let complete = move |username: String| {
+        let current = text.get_untracked();
+        let at = current.rfind('@').unwrap_or(current.len());
+        let next = format!("{}@{username} ", &current[..at]);
+        if let Some(el) = input.get_untracked() {
+            el.set_value(&next);
+            el.focus().ok();
+        }
+        text.set(next);
+        picked.set(0);
+    };
     let on_keydown = move |ev: KeyboardEvent| {
+        let options = suggestions.get_untracked();
+        if !options.is_empty() && !ev.is_composing() {
+            match ev.key().as_str() {
+                "ArrowDown" => {
+                    ev.prevent_default();
+                    picked.update(|i| *i = (*i + 1) % options.len());
+                    return;
+                }
+                "ArrowUp" => {
+                    ev.prevent_default();
+                    picked.update(|i| *i = (*i + options.len() - 1) % options.len());
+                    return;
+                }
+                "Enter" | "Tab" if !ev.shift_key() => {
+                    ev.prevent_default();
+                    let i = picked.get_untracked().min(options.len() - 1);
+                    complete(options[i].0.clone());
+                    return;
+                }
+                "Escape" => {
+                    dismissed.set(Some(text.get_untracked()));
+                    return;
+                }
+                _ => {}
+            }
+        }
         if ev.key() == "Enter" && !ev.shift_key() && !ev.is_composing() {
             ev.prevent_default();
             submit();
@@ -415,6 +490,20 @@ fn Composer(room_id: RoomId) -> impl IntoView {
             <Show when=move || error.get().is_some()>
                 <p class="form-error" role="alert">{move || error.get().unwrap_or_default()}</p>
             </Show>
+            <Show when=move || !suggestions.get().is_empty()>
+                <ul class="mention-suggest" role="listbox" aria-label="Mention someone">
+                    {move || suggestions.get().into_iter().enumerate().map(|(i, (username, name))| {
+                        let u = username.clone();
+                        view! {
+                            <li role="option" aria-selected=move || (picked.get() == i).to_string()
+                                class:picked=move || picked.get() == i
+                                on:mousedown=move |ev| { ev.prevent_default(); complete(u.clone()); }>
+                                <strong>{name}</strong> <span class="muted">" @" {username}</span>
+                            </li>
+                        }
+                    }).collect_view()}
+                </ul>
+            </Show>
             <div class="composer-row">
                 <textarea
                     node_ref=input
@@ -441,7 +530,7 @@ fn Composer(room_id: RoomId) -> impl IntoView {
 #[component]
 fn MembersPanel(
     room: Signal<Option<RoomSummary>>,
-    members: ReadSignal<Vec<Member>>,
+    members: Signal<Vec<Member>>,
     reload: Callback<()>,
 ) -> impl IntoView {
     let chat = use_chat();

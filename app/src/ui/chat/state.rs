@@ -58,6 +58,8 @@ pub struct Chat {
     /// Who is typing where, with the time (ms) the indicator expires.
     pub typing: RwSignal<HashMap<RoomId, HashMap<UserId, f64>>>,
     pub users: RwSignal<HashMap<UserId, User>>,
+    /// Member lists of the rooms whose list was loaded, kept current by member frames.
+    pub members: RwSignal<HashMap<RoomId, Vec<Member>>>,
     pub connection: RwSignal<Connection>,
     /// A message for the user that is not tied to a form (e.g. "you were removed from X").
     pub notice: RwSignal<Option<String>>,
@@ -80,6 +82,7 @@ impl Chat {
             presence: RwSignal::new(HashMap::new()),
             typing: RwSignal::new(HashMap::new()),
             users: RwSignal::new(HashMap::new()),
+            members: RwSignal::new(HashMap::new()),
             connection: RwSignal::new(Connection::Connecting),
             notice: RwSignal::new(None),
         }
@@ -118,6 +121,14 @@ impl Chat {
                 .map(|u| u.display_name.to_string())
                 .unwrap_or_else(|| format!("user {user}"))
         })
+    }
+
+    /// A room's member list as loaded over HTTP.
+    pub fn set_members(&self, room: RoomId, members: Vec<Member>) {
+        self.remember_members(&members);
+        self.members.update(|m| {
+            m.insert(room, members);
+        });
     }
 
     pub fn remember_members(&self, members: &[Member]) {
@@ -302,6 +313,9 @@ impl Chat {
                 self.timelines.update(|t| {
                     t.remove(&room_id);
                 });
+                self.members.update(|m| {
+                    m.remove(&room_id);
+                });
                 self.outbox.update(|o| o.retain(|p| p.room_id != room_id));
                 if reason == LeftReason::Kicked {
                     self.notice
@@ -310,17 +324,31 @@ impl Chat {
             }
             ServerFrame::MemberJoined { room_id, member } => {
                 self.remember_members(std::slice::from_ref(&member));
+                self.members.update(|m| {
+                    if let Some(list) = m.get_mut(&room_id) {
+                        list.retain(|x| x.user.id != member.user.id);
+                        list.push(member);
+                        list.sort_by(|a, b| a.user.username.as_str().cmp(b.user.username.as_str()));
+                    }
+                });
                 self.rooms.update(|rooms| {
                     if let Some(r) = rooms.iter_mut().find(|r| r.id == room_id) {
                         r.member_count += 1;
                     }
                 });
             }
-            ServerFrame::MemberLeft { room_id, .. } => self.rooms.update(|rooms| {
-                if let Some(r) = rooms.iter_mut().find(|r| r.id == room_id) {
-                    r.member_count = (r.member_count - 1).max(0);
-                }
-            }),
+            ServerFrame::MemberLeft { room_id, user_id } => {
+                self.members.update(|m| {
+                    if let Some(list) = m.get_mut(&room_id) {
+                        list.retain(|x| x.user.id != user_id);
+                    }
+                });
+                self.rooms.update(|rooms| {
+                    if let Some(r) = rooms.iter_mut().find(|r| r.id == room_id) {
+                        r.member_count = (r.member_count - 1).max(0);
+                    }
+                });
+            }
         }
     }
 
