@@ -148,3 +148,16 @@ pub struct HistoryPage {
     /// Whether older messages exist before the first one here.
     pub has_more: bool,
 }
+
+/// One emoji of `GET /emoji.json` (fetched by the client only when first needed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmojiEntry {
+    /// The emoji itself.
+    pub e: String,
+    /// Its name, e.g. "grinning face".
+    pub n: String,
+    /// GitHub-style shortcodes without colons, e.g. "grinning".
+    pub s: Vec<String>,
+    /// Its category, e.g. "Smileys & Emotion".
+    pub g: String,
+}

@@ -283,7 +283,7 @@ test('@mentions autocomplete in the composer and highlight the message for the m
 
   const box = alice.page.getByRole('textbox', { name: 'Message' });
   await box.pressSequentially(`hey @${bob.name.slice(0, 5)}`);
-  const options = alice.page.getByRole('listbox', { name: 'Mention someone' });
+  const options = alice.page.getByRole('listbox', { name: 'Suggestions' });
   await expect(options.getByRole('option')).toHaveText([new RegExp(bob.name)]);
   await box.press('Tab');
   await expect(box).toHaveValue(`hey @${bob.name} `);
@@ -295,4 +295,36 @@ test('@mentions autocomplete in the composer and highlight the message for the m
   await expect(atBob.locator('.mention.me')).toHaveText(`@${bob.name}`);
   await expect(messages(alice.page).getByText('look at this')).toBeVisible();
   await expect(messages(alice.page).locator('.message.mentions-me')).toHaveCount(0);
+});
+
+test('emoji: a searchable picker with recently used, :shortcode: completion, emoji-only messages shown large', async ({ browser }) => {
+  const alice = await newUser(browser, 'emo');
+  const room = uniqueName('room');
+  await openSidebarAction(alice.page, 'New room');
+  await alice.page.getByLabel('Name').fill(room);
+  await alice.page.getByRole('button', { name: 'Create room' }).click();
+  await expect(alice.page.getByRole('heading', { name: room })).toBeVisible();
+  const page = alice.page;
+  const box = page.getByRole('textbox', { name: 'Message' });
+
+  await page.getByRole('button', { name: 'Emoji', exact: true }).click();
+  const picker = page.getByRole('dialog', { name: 'Emoji picker' });
+  await picker.getByRole('searchbox', { name: 'Search emoji' }).fill('rocket');
+  await picker.getByRole('button', { name: 'rocket', exact: true }).click();
+  await expect(box).toHaveValue('🚀');
+  await picker.getByRole('tab', { name: 'Food & Drink' }).click();
+  await expect(picker.getByRole('button', { name: 'pizza', exact: true })).toBeVisible();
+  await page.getByRole('button', { name: 'Emoji', exact: true }).click();
+  await expect(picker).toBeHidden();
+
+  await box.pressSequentially(' :tad');
+  await expect(page.getByRole('listbox', { name: 'Suggestions' }).getByRole('option').first()).toContainText(':tada:');
+  await box.press('Tab');
+  await expect(box).toHaveValue('🚀 🎉 ');
+  await box.press('Enter');
+  await expect(messages(page).locator('.body.big')).toHaveText('🚀 🎉');
+
+  // Recently used comes first next time.
+  await page.getByRole('button', { name: 'Emoji', exact: true }).click();
+  await expect(picker.getByLabel('Recently used').getByRole('button')).toHaveText(['🎉', '🚀']);
 });

@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod emoji;
 pub mod error;
 pub mod net;
 pub mod realtime;

@@ -40,7 +40,9 @@ pub fn router(state: AppState) -> Router {
         ))
         .with_state(state.clone());
 
-    let mut ws = Router::new().route("/ws", get(crate::realtime::connection::upgrade));
+    let mut ws = Router::new()
+        .route("/ws", get(crate::realtime::connection::upgrade))
+        .route("/emoji.json", get(crate::emoji::emoji_json));
     if state.config.ws_echo {
         ws = ws.route("/ws/echo", get(crate::realtime::connection::echo));
     }

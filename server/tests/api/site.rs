@@ -92,3 +92,25 @@ async fn precompressed_assets_are_served_when_accepted() {
     assert!(plain.headers().get("content-encoding").is_none());
     assert_eq!(plain.bytes().await.unwrap().as_ref(), b"\0asm raw");
 }
+
+#[tokio::test]
+async fn the_emoji_list_has_names_shortcodes_and_groups_and_is_cacheable() {
+    let app = spawn_app().await;
+    let resp = bot().get(app.url("/emoji.json")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(
+        resp.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("max-age")
+    );
+    let list: Vec<Value> = resp.json().await.unwrap();
+    assert!(list.len() > 1500, "{}", list.len());
+    let tada = list.iter().find(|e| e["e"] == "🎉").unwrap();
+    assert_eq!(tada["s"][0], "tada");
+    assert_eq!(tada["g"], "Activities");
+    assert!(
+        list.iter()
+            .any(|e| e["n"] == "grinning face" && e["g"] == "Smileys & Emotion")
+    );
+}

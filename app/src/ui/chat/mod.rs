@@ -2,6 +2,7 @@
 //! the dialogs.
 
 mod dialogs;
+mod emoji;
 mod format;
 mod room;
 mod sidebar;

@@ -350,20 +350,27 @@ fn TypingLine(room_id: RoomId) -> impl IntoView {
     view! { <div class="typing" aria-live="polite">{text}</div> }
 }
 
-/// The `@partial` being typed at the end of `text`, if any.
-fn trailing_mention(text: &str) -> Option<String> {
-    let at = text.rfind('@')?;
+/// A completion offered in the composer for the token being typed at the end.
+#[derive(Clone, PartialEq)]
+struct Suggestion {
+    /// Where the token starts (its `@` or `:`); everything from there is replaced.
+    from: usize,
+    insert: String,
+    label: String,
+    detail: String,
+}
+
+/// The token being typed at the end of `text` if it starts with `marker` (after a space or at
+/// the start) and is made of `allowed` characters: `(start index, partial, lower-cased)`.
+fn trailing_token(text: &str, marker: char, allowed: fn(char) -> bool) -> Option<(usize, String)> {
+    let at = text.rfind(marker)?;
     let before_ok = text[..at]
         .chars()
         .next_back()
         .is_none_or(|c| c.is_whitespace() || "([{".contains(c));
     let partial = &text[at + 1..];
-    let ok = before_ok
-        && partial.len() <= 32
-        && partial
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
-    ok.then(|| partial.to_ascii_lowercase())
+    (before_ok && partial.len() <= 32 && partial.chars().all(allowed))
+        .then(|| (at, partial.to_ascii_lowercase()))
 }
 
 #[component]
@@ -372,22 +379,52 @@ fn Composer(room_id: RoomId, members: Signal<Vec<Member>>) -> impl IntoView {
     let text = RwSignal::new(String::new());
     let picked = RwSignal::new(0usize);
     let dismissed = RwSignal::new(None::<String>);
+    let picker_open = RwSignal::new(false);
     let suggestions = Memo::new(move |_| {
         let current = text.get();
         if dismissed.get().as_deref() == Some(current.as_str()) {
             return Vec::new();
         }
-        let Some(partial) = trailing_mention(&current) else {
-            return Vec::new();
-        };
-        let me = chat.me.with(|m| m.as_ref().map(|m| m.id));
-        members.with(|ms| {
-            ms.iter()
-                .filter(|m| Some(m.user.id) != me && m.user.username.as_str().starts_with(&partial))
-                .take(6)
-                .map(|m| (m.user.username.to_string(), m.user.display_name.to_string()))
-                .collect::<Vec<_>>()
-        })
+        let name_char = |c: char| c.is_ascii_alphanumeric() || "_.-".contains(c);
+        if let Some((from, partial)) = trailing_token(&current, '@', name_char) {
+            let me = chat.me.with(|m| m.as_ref().map(|m| m.id));
+            return members.with(|ms| {
+                ms.iter()
+                    .filter(|m| {
+                        Some(m.user.id) != me && m.user.username.as_str().starts_with(&partial)
+                    })
+                    .take(6)
+                    .map(|m| Suggestion {
+                        from,
+                        insert: format!("@{} ", m.user.username),
+                        label: m.user.display_name.to_string(),
+                        detail: format!("@{}", m.user.username),
+                    })
+                    .collect()
+            });
+        }
+        let code_char = |c: char| c.is_ascii_alphanumeric() || "_+-".contains(c);
+        if let Some((from, partial)) = trailing_token(&current, ':', code_char)
+            && partial.len() >= 2
+        {
+            super::emoji::ensure_loaded(chat);
+            return chat.emoji.with(|list| {
+                list.as_ref()
+                    .map(|list| {
+                        super::emoji::by_shortcode(list, &partial, 6)
+                            .into_iter()
+                            .map(|(e, code)| Suggestion {
+                                from,
+                                insert: format!("{e} "),
+                                label: e,
+                                detail: format!(":{code}:"),
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            });
+        }
+        Vec::new()
     });
     let error = RwSignal::new(None::<String>);
     let last_typing = StoredValue::new(0.0f64);
@@ -419,10 +456,7 @@ fn Composer(room_id: RoomId, members: Signal<Vec<Member>>) -> impl IntoView {
         }
         stop_typing();
     };
-    let complete = move |username: String| {
-        let current = text.get_untracked();
-        let at = current.rfind('@').unwrap_or(current.len());
-        let next = format!("{}@{username} ", &current[..at]);
+    let set_text = move |next: String| {
         if let Some(el) = input.get_untracked() {
             el.set_value(&next);
             el.focus().ok();
@@ -430,6 +464,23 @@ fn Composer(room_id: RoomId, members: Signal<Vec<Member>>) -> impl IntoView {
         text.set(next);
         picked.set(0);
     };
+    let complete = move |s: Suggestion| {
+        let current = text.get_untracked();
+        let from = s.from.min(current.len());
+        if !s.insert.starts_with('@') {
+            super::emoji::remember(s.insert.trim_end());
+        }
+        set_text(format!("{}{}", &current[..from], s.insert));
+    };
+    let pick_emoji = Callback::new(move |e: String| {
+        let current = text.get_untracked();
+        let sep = if current.is_empty() || current.ends_with(char::is_whitespace) {
+            ""
+        } else {
+            " "
+        };
+        set_text(format!("{current}{sep}{e}"));
+    });
     let on_keydown = move |ev: KeyboardEvent| {
         let options = suggestions.get_untracked();
         if !options.is_empty() && !ev.is_composing() {
@@ -447,7 +498,7 @@ fn Composer(room_id: RoomId, members: Signal<Vec<Member>>) -> impl IntoView {
                 "Enter" | "Tab" if !ev.shift_key() => {
                     ev.prevent_default();
                     let i = picked.get_untracked().min(options.len() - 1);
-                    complete(options[i].0.clone());
+                    complete(options[i].clone());
                     return;
                 }
                 "Escape" => {
@@ -490,15 +541,19 @@ fn Composer(room_id: RoomId, members: Signal<Vec<Member>>) -> impl IntoView {
             <Show when=move || error.get().is_some()>
                 <p class="form-error" role="alert">{move || error.get().unwrap_or_default()}</p>
             </Show>
+            <Show when=move || picker_open.get()>
+                <super::emoji::EmojiPicker on_pick=pick_emoji
+                    on_close=Callback::new(move |()| picker_open.set(false))/>
+            </Show>
             <Show when=move || !suggestions.get().is_empty()>
-                <ul class="mention-suggest" role="listbox" aria-label="Mention someone">
-                    {move || suggestions.get().into_iter().enumerate().map(|(i, (username, name))| {
-                        let u = username.clone();
+                <ul class="mention-suggest" role="listbox" aria-label="Suggestions">
+                    {move || suggestions.get().into_iter().enumerate().map(|(i, s)| {
+                        let (label, detail) = (s.label.clone(), s.detail.clone());
                         view! {
                             <li role="option" aria-selected=move || (picked.get() == i).to_string()
                                 class:picked=move || picked.get() == i
-                                on:mousedown=move |ev| { ev.prevent_default(); complete(u.clone()); }>
-                                <strong>{name}</strong> <span class="muted">" @" {username}</span>
+                                on:mousedown=move |ev| { ev.prevent_default(); complete(s.clone()); }>
+                                <strong>{label}</strong> " " <span class="muted">{detail}</span>
                             </li>
                         }
                     }).collect_view()}
@@ -516,6 +571,9 @@ fn Composer(room_id: RoomId, members: Signal<Vec<Member>>) -> impl IntoView {
                     on:input=on_input
                     on:keydown=on_keydown
                 ></textarea>
+                <button type="button" class="icon-button emoji-toggle" aria-label="Emoji"
+                    aria-expanded=move || picker_open.get().to_string()
+                    on:click=move |_| picker_open.update(|o| *o = !*o)>"☺"</button>
                 <button type="submit" class="primary" aria-label="Send">"Send"</button>
             </div>
             <Show when=move || { count() > MessageBody::MAX_CHARS - 200 }>

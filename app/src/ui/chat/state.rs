@@ -60,6 +60,9 @@ pub struct Chat {
     pub users: RwSignal<HashMap<UserId, User>>,
     /// Member lists of the rooms whose list was loaded, kept current by member frames.
     pub members: RwSignal<HashMap<RoomId, Vec<Member>>>,
+    /// The emoji list, once fetched (see `chat::emoji`).
+    pub emoji: RwSignal<Option<std::sync::Arc<Vec<crate::api::EmojiEntry>>>>,
+    pub emoji_loading: RwSignal<bool>,
     pub connection: RwSignal<Connection>,
     /// A message for the user that is not tied to a form (e.g. "you were removed from X").
     pub notice: RwSignal<Option<String>>,
@@ -83,6 +86,8 @@ impl Chat {
             typing: RwSignal::new(HashMap::new()),
             users: RwSignal::new(HashMap::new()),
             members: RwSignal::new(HashMap::new()),
+            emoji: RwSignal::new(None),
+            emoji_loading: RwSignal::new(false),
             connection: RwSignal::new(Connection::Connecting),
             notice: RwSignal::new(None),
         }
