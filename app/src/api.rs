@@ -138,6 +138,19 @@ pub struct Message {
     pub body: MessageBody,
     /// Server time of storage, unix milliseconds.
     pub created_at: i64,
+    /// The message this one replies to, with a short excerpt for the quote.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<ReplyRef>,
+}
+
+/// A quoted message: enough to show the quote and jump to the original.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplyRef {
+    pub id: MessageId,
+    pub seq: i64,
+    pub sender_id: UserId,
+    /// The start of the original's text (up to 160 characters).
+    pub excerpt: String,
 }
 
 /// `GET /api/rooms/{id}/messages?before=<seq>&limit=<n>`: newest first page when `before` is

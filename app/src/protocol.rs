@@ -35,6 +35,9 @@ pub enum ClientFrame {
         room_id: RoomId,
         client_id: String,
         body: String,
+        /// Optional: the id of a message of the same room this one replies to.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<crate::domain::MessageId>,
     },
     /// The user is (or stopped) typing in a room. Send `active: true` at most every 3 s while
     /// typing; receivers expire it after 6 s on their own.

@@ -328,3 +328,44 @@ test('emoji: a searchable picker with recently used, :shortcode: completion, emo
   await page.getByRole('button', { name: 'Emoji', exact: true }).click();
   await expect(picker.getByLabel('Recently used').getByRole('button')).toHaveText(['🎉', '🚀']);
 });
+
+test('replies quote the original, and clicking a quote jumps to it, loading older history', async ({ browser }) => {
+  const alice = await newUser(browser, 'quin');
+  const bob = await newUser(browser, 'ray');
+  const room = uniqueName('room');
+  await openSidebarAction(alice.page, 'New room');
+  await alice.page.getByLabel('Name').fill(room);
+  await alice.page.getByRole('button', { name: 'Create room' }).click();
+  await expect(alice.page.getByRole('heading', { name: room })).toBeVisible();
+  const roomId = alice.page.url().split('/').pop();
+  const post = async (body: string, clientId: string, replyTo?: number) => {
+    const resp = await alice.page.request.post(url(`/api/rooms/${roomId}/messages`), {
+      data: { client_id: clientId, body, ...(replyTo ? { reply_to: replyTo } : {}) },
+    });
+    expect(resp.status()).toBe(201);
+    return (await resp.json()) as { id: number };
+  };
+  const original = await post('the original question', 'q1');
+  for (let i = 1; i <= 80; i++) await post(`filler ${i}`, `f${i}`);
+  await post('an answer to it', 'a1', original.id);
+
+  await openSidebarAction(bob.page, 'Browse rooms');
+  await bob.page.getByRole('button', { name: `Join ${room}` }).click();
+  const log = messages(bob.page);
+  const answer = log.locator('.message', { hasText: 'an answer to it' });
+  await expect(answer.getByRole('button', { name: 'Show the original message' })).toContainText('the original question');
+  const originalBody = log.locator('.body').getByText('the original question', { exact: true });
+  await expect(originalBody).toHaveCount(0);
+  await answer.getByRole('button', { name: 'Show the original message' }).click();
+  await expect(originalBody).toBeInViewport();
+
+  // Replying from the UI.
+  const target = log.locator('.message', { hasText: 'filler 80' });
+  await target.hover();
+  await target.getByRole('button', { name: /^Reply to / }).click();
+  await expect(bob.page.getByRole('status').filter({ hasText: 'Replying to' })).toContainText('filler 80');
+  await send(bob.page, 'replying to the last filler');
+  await expect(bob.page.getByRole('status').filter({ hasText: 'Replying to' })).toHaveCount(0);
+  const reply = messages(alice.page).locator('.message', { hasText: 'replying to the last filler' });
+  await expect(reply.getByRole('button', { name: 'Show the original message' })).toContainText('filler 80');
+});

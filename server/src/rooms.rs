@@ -460,6 +460,8 @@ async fn history(
 struct PostMessage {
     client_id: String,
     body: String,
+    #[serde(default)]
+    reply_to: Option<app::domain::MessageId>,
 }
 
 /// For bots and scripts: the same path as a WebSocket `send`, answered when stored.
@@ -491,6 +493,7 @@ async fn post_message(
                 client_id,
                 body: text,
                 created_at: clock::now_millis(),
+                reply_to: body.reply_to,
             },
             reply: Reply::Http(tx),
         })
@@ -500,7 +503,9 @@ async fn post_message(
     let (status, message): (StatusCode, Message) = match outcome {
         Ok(AppendOutcome::Stored(m)) => (StatusCode::CREATED, m),
         Ok(AppendOutcome::Duplicate(m)) => (StatusCode::OK, m),
-        Ok(AppendOutcome::NotMember) => return Err(ApiError::NotFound),
+        Ok(AppendOutcome::NotMember | AppendOutcome::NoSuchReplyTarget) => {
+            return Err(ApiError::NotFound);
+        }
         Err(()) => return Err(ApiError::Internal(anyhow::anyhow!("message not stored"))),
     };
     Ok((status, Json(message)).into_response())

@@ -320,7 +320,13 @@ impl ChatHandler {
         Flow::Continue
     }
 
-    async fn send(&mut self, room_id: RoomId, client_id: String, body: String) -> Flow {
+    async fn send(
+        &mut self,
+        room_id: RoomId,
+        client_id: String,
+        body: String,
+        reply_to: Option<app::domain::MessageId>,
+    ) -> Flow {
         let client = match ClientMessageId::parse(&client_id) {
             Ok(c) => c,
             Err(e) => {
@@ -350,6 +356,7 @@ impl ChatHandler {
                 client_id: client,
                 body,
                 created_at: clock::now_millis(),
+                reply_to,
             },
             reply: Reply::Conn(self.conn.clone()),
         };
@@ -401,7 +408,8 @@ impl Handler for ChatHandler {
                 room_id,
                 client_id,
                 body,
-            } => self.send(room_id, client_id, body).await,
+                reply_to,
+            } => self.send(room_id, client_id, body, reply_to).await,
             ClientFrame::Typing { room_id, active } => {
                 if self.state.hub.is_subscribed(room_id, self.conn.id) {
                     let frame = ServerFrame::Typing {

@@ -124,6 +124,11 @@ fn answer(job: Job, outcome: Result<AppendOutcome, ()>) {
                 Ok(AppendOutcome::Stored(message) | AppendOutcome::Duplicate(message)) => {
                     sent_frame(client_id, message)
                 }
+                Ok(AppendOutcome::NoSuchReplyTarget) => ServerFrame::Error {
+                    code: ErrorCode::NotFound,
+                    message: "The message you reply to is not in this room.".into(),
+                    client_id: Some(client_id),
+                },
                 Ok(AppendOutcome::NotMember) => ServerFrame::Error {
                     code: ErrorCode::NotFound,
                     message: "No such room, or you are not a member of it.".into(),

@@ -107,6 +107,8 @@ pub struct NewMessage {
     pub client_id: ClientMessageId,
     pub body: MessageBody,
     pub created_at: i64,
+    /// The message this one replies to (must be in the same room).
+    pub reply_to: Option<app::domain::MessageId>,
 }
 
 /// What became of one message of a batch.
@@ -118,6 +120,8 @@ pub enum AppendOutcome {
     Duplicate(Message),
     /// The sender is not a member of the room (any more).
     NotMember,
+    /// `reply_to` names no message of that room.
+    NoSuchReplyTarget,
 }
 
 #[async_trait]

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use app::api::Message;
+use app::api::{Message, ReplyRef};
 use app::domain::{
     ClientMessageId, DisplayName, MessageBody, MessageId, Role, RoomId, RoomKind, RoomName, Topic,
     UserId, Username, Visibility,
@@ -118,11 +118,25 @@ struct MessageRow {
     client_id: String,
     body: String,
     created_at: i64,
+    reply_id: Option<i64>,
+    reply_seq: Option<i64>,
+    reply_sender_id: Option<i64>,
+    reply_excerpt: Option<String>,
 }
 
+/// Message columns, with the quoted message (if any) joined in: `FROM messages m LEFT JOIN
+/// messages r ON r.id = m.reply_to` (see `message_from!`).
 macro_rules! message_columns {
     () => {
-        "id, room_id, seq, sender_id, client_id, body, created_at"
+        "m.id, m.room_id, m.seq, m.sender_id, m.client_id, m.body, m.created_at,
+         r.id AS reply_id, r.seq AS reply_seq, r.sender_id AS reply_sender_id,
+         substr(r.body, 1, 160) AS reply_excerpt"
+    };
+}
+
+macro_rules! message_from {
+    () => {
+        " FROM messages m LEFT JOIN messages r ON r.id = m.reply_to "
     };
 }
 
@@ -138,6 +152,15 @@ impl TryFrom<MessageRow> for Message {
             client_id: ClientMessageId::parse(&row.client_id).map_err(corrupt)?,
             body: MessageBody::parse(&row.body).map_err(corrupt)?,
             created_at: row.created_at,
+            reply_to: match (row.reply_id, row.reply_seq, row.reply_sender_id) {
+                (Some(id), Some(seq), Some(sender)) => Some(ReplyRef {
+                    id: MessageId::new(id),
+                    seq,
+                    sender_id: UserId::new(sender),
+                    excerpt: row.reply_excerpt.unwrap_or_default(),
+                }),
+                _ => None,
+            },
         })
     }
 }
@@ -711,7 +734,8 @@ impl Storage for SqliteStorage {
             let existing: Option<MessageRow> = sqlx::query_as(concat!(
                 "SELECT ",
                 message_columns!(),
-                " FROM messages WHERE sender_id = ? AND client_id = ?"
+                message_from!(),
+                "WHERE m.sender_id = ? AND m.client_id = ?"
             ))
             .bind(new.sender_id.get())
             .bind(new.client_id.as_str())
@@ -731,24 +755,45 @@ impl Storage for SqliteStorage {
                 outcomes.push(AppendOutcome::NotMember);
                 continue;
             }
+            if let Some(quoted) = new.reply_to {
+                let same_room: Option<i64> =
+                    sqlx::query_scalar("SELECT 1 FROM messages WHERE id = ? AND room_id = ?")
+                        .bind(quoted.get())
+                        .bind(new.room_id.get())
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                if same_room.is_none() {
+                    outcomes.push(AppendOutcome::NoSuchReplyTarget);
+                    continue;
+                }
+            }
             let seq: i64 = sqlx::query_scalar(
                 "UPDATE rooms SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq",
             )
             .bind(new.room_id.get())
             .fetch_one(&mut *tx)
             .await?;
-            let row: MessageRow = sqlx::query_as(concat!(
-                "INSERT INTO messages (room_id, seq, sender_id, client_id, body, created_at)
-                 VALUES (?, ?, ?, ?, ?, ?)
-                 RETURNING ",
-                message_columns!()
-            ))
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO messages (room_id, seq, sender_id, client_id, body, created_at, reply_to)
+                 VALUES (?, ?, ?, ?, ?, ?, ?)
+                 RETURNING id",
+            )
             .bind(new.room_id.get())
             .bind(seq)
             .bind(new.sender_id.get())
             .bind(new.client_id.as_str())
             .bind(new.body.as_str())
             .bind(new.created_at)
+            .bind(new.reply_to.map(MessageId::get))
+            .fetch_one(&mut *tx)
+            .await?;
+            let row: MessageRow = sqlx::query_as(concat!(
+                "SELECT ",
+                message_columns!(),
+                message_from!(),
+                "WHERE m.id = ?"
+            ))
+            .bind(id)
             .fetch_one(&mut *tx)
             .await?;
             outcomes.push(AppendOutcome::Stored(row.try_into()?));
@@ -768,8 +813,8 @@ impl Storage for SqliteStorage {
         let rows: Vec<MessageRow> = sqlx::query_as(concat!(
             "SELECT ",
             message_columns!(),
-            " FROM messages
-             WHERE room_id = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?"
+            message_from!(),
+            "WHERE m.room_id = ? AND m.seq > ? AND m.seq <= ? ORDER BY m.seq LIMIT ?"
         ))
         .bind(room.get())
         .bind(after)
@@ -790,8 +835,8 @@ impl Storage for SqliteStorage {
         let mut rows: Vec<MessageRow> = sqlx::query_as(concat!(
             "SELECT ",
             message_columns!(),
-            " FROM messages
-             WHERE room_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?"
+            message_from!(),
+            "WHERE m.room_id = ? AND m.seq < ? ORDER BY m.seq DESC LIMIT ?"
         ))
         .bind(room.get())
         .bind(before.unwrap_or(i64::MAX))

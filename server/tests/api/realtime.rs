@@ -730,3 +730,62 @@ async fn an_open_socket_closes_when_its_session_expires() {
     let (ended, _) = ws.until_end().await;
     assert!(matches!(ended, Ended::Closed(Some(4001))), "{ended:?}");
 }
+
+#[tokio::test]
+async fn a_reply_carries_a_quote_of_the_original_live_in_history_and_on_resume() {
+    let app = spawn_app().await;
+    let (alice, bob, room) = two_in_a_room(&app).await;
+    let other_room = app.create_room(&alice, "elsewhere", "public").await;
+    let original: Value = app
+        .post_message(&alice, room, "orig", "What time is the meeting?")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let foreign: Value = app
+        .post_message(&alice, other_room, "f1", "x")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let mut a = app.ws(&alice).await;
+    let mut b = app.ws(&bob).await;
+
+    b.send(
+        json!({"type": "send", "room_id": room, "client_id": "r1", "body": "At ten.",
+        "reply_to": original["id"]}),
+    )
+    .await;
+    let sent = b.recv("sent").await;
+    let quote = &sent["message"]["reply_to"];
+    assert_eq!(quote["id"], original["id"]);
+    assert_eq!(quote["seq"], original["seq"]);
+    assert_eq!(quote["sender_id"], original["sender_id"]);
+    assert_eq!(quote["excerpt"], "What time is the meeting?");
+    assert_eq!(a.recv("message").await["message"], sent["message"]);
+    let page: Value = app.history(&alice, room, "").await.json().await.unwrap();
+    assert_eq!(page["messages"][1], sent["message"]);
+    let (mut fresh, _) = app
+        .ws_hello(&alice, json!([{"room_id": room, "last_seq": 1}]))
+        .await;
+    let synced = fresh
+        .recv_where("synced for the room", |f| {
+            f["type"] == "synced" && f["room_id"] == room
+        })
+        .await;
+    assert_eq!(synced["messages"][0], sent["message"]);
+
+    // Only messages of the same room can be quoted.
+    b.send(
+        json!({"type": "send", "room_id": room, "client_id": "r2", "body": "hm",
+        "reply_to": foreign["id"]}),
+    )
+    .await;
+    let err = b.recv("error").await;
+    assert_eq!(
+        (err["code"].as_str(), err["client_id"].as_str()),
+        (Some("not_found"), Some("r2"))
+    );
+    let page: Value = app.history(&alice, room, "").await.json().await.unwrap();
+    assert_eq!(seqs(&page["messages"]), [1, 2]);
+}

@@ -63,6 +63,7 @@ fn RoomView(room_id: RoomId, open_drawer: Callback<()>) -> impl IntoView {
     let chat = use_chat();
     let room = Memo::new(move |_| chat.room(room_id));
     let panel = RwSignal::new(false);
+    let replying = RwSignal::new(None::<Message>);
     let members = Signal::derive(move || {
         chat.members
             .with(|m| m.get(&room_id).cloned().unwrap_or_default())
@@ -117,9 +118,9 @@ fn RoomView(room_id: RoomId, open_drawer: Callback<()>) -> impl IntoView {
         }}
         <div class="room-body">
             <div class="room-main">
-                <MessageList room_id=room_id/>
+                <MessageList room_id=room_id replying=replying/>
                 <TypingLine room_id=room_id/>
-                <Composer room_id=room_id members=members/>
+                <Composer room_id=room_id members=members replying=replying/>
             </div>
             <Show when=move || panel.get() && room.get().is_some()>
                 <MembersPanel room=Signal::derive(move || room.get()) members=members
@@ -129,8 +130,15 @@ fn RoomView(room_id: RoomId, open_drawer: Callback<()>) -> impl IntoView {
     }
 }
 
+/// What a message row can ask of its list.
+#[derive(Clone, Copy)]
+struct RowActions {
+    reply: Callback<Message>,
+    jump: Callback<i64>,
+}
+
 #[component]
-fn MessageList(room_id: RoomId) -> impl IntoView {
+fn MessageList(room_id: RoomId, replying: RwSignal<Option<Message>>) -> impl IntoView {
     let chat = use_chat();
     let list = NodeRef::<html::Div>::new();
     let at_bottom = StoredValue::new(true);
@@ -209,6 +217,48 @@ fn MessageList(room_id: RoomId) -> impl IntoView {
         chat.timelines
             .with(|t| t.get(&room_id).is_some_and(|tl| tl.has_older()))
     };
+    // Jump to a message (a quote was clicked): page back until it is loaded, then show it.
+    let jump = Callback::new(move |seq: i64| {
+        // The reader is going up: new rows must not pull the view back down meanwhile.
+        at_bottom.set_value(false);
+        spawn_local(async move {
+            for _ in 0..100 {
+                let first = chat.timelines.with_untracked(|t| {
+                    t.get(&room_id)
+                        .and_then(|tl| tl.messages.keys().next().copied())
+                });
+                match first {
+                    Some(first) if first > seq => match client::history(room_id, first).await {
+                        Ok(page) if !page.messages.is_empty() => {
+                            chat.prepend(room_id, page.messages)
+                        }
+                        _ => break,
+                    },
+                    _ => break,
+                }
+            }
+            request_animation_frame(move || {
+                let Some(list) = list.get_untracked() else {
+                    return;
+                };
+                let selector = format!("[data-seq=\"{seq}\"]");
+                if let Ok(Some(el)) = list.query_selector(&selector) {
+                    el.scroll_into_view();
+                    el.class_list().add_1("flash").ok();
+                    set_timeout(
+                        move || {
+                            el.class_list().remove_1("flash").ok();
+                        },
+                        Duration::from_millis(1600),
+                    );
+                }
+            });
+        });
+    });
+    let actions = RowActions {
+        reply: Callback::new(move |m: Message| replying.set(Some(m))),
+        jump,
+    };
 
     view! {
         <div class="messages" node_ref=list on:scroll=on_scroll role="log" aria-live="polite" aria-label="Messages">
@@ -222,7 +272,7 @@ fn MessageList(room_id: RoomId) -> impl IntoView {
                 }}
             </div>
             <For each=move || rows.get() key=Row::key let(row)>
-                {render_row(chat, row)}
+                {render_row(chat, row, actions)}
             </For>
         </div>
     }
@@ -267,7 +317,20 @@ fn only_emoji(text: &str) -> bool {
         })
 }
 
-fn render_row(chat: Chat, row: Row) -> AnyView {
+fn quote(chat: Chat, reply: &crate::api::ReplyRef, actions: RowActions) -> AnyView {
+    let sender = reply.sender_id;
+    let seq = reply.seq;
+    let excerpt = crate::markdown::plain_text(&crate::markdown::parse(&reply.excerpt));
+    view! {
+        <button type="button" class="quote" aria-label="Show the original message"
+            on:click=move |_| actions.jump.run(seq)>
+            <strong>{move || chat.name_of(sender)}</strong> " " <span>{excerpt}</span>
+        </button>
+    }
+    .into_any()
+}
+
+fn render_row(chat: Chat, row: Row, actions: RowActions) -> AnyView {
     match row {
         Row::Day(_, label) => view! {
             <div class="day-separator" role="separator"><span>{label}</span></div>
@@ -278,6 +341,7 @@ fn render_row(chat: Chat, row: Row) -> AnyView {
                 .me
                 .with_untracked(|me| me.as_ref().is_some_and(|me| me.id == m.sender_id));
             let sender = m.sender_id;
+            let original = m.clone();
             let body = m.body.to_string();
             let big = only_emoji(&body);
             let me_name = chat
@@ -295,6 +359,11 @@ fn render_row(chat: Chat, row: Row) -> AnyView {
                             <time class="time">{clock_time(m.created_at)}</time>
                         </header>
                     })}
+                    <div class="message-actions">
+                        <button type="button" class="link" aria-label=move || format!("Reply to {}", chat.name_of(sender))
+                            on:click=move |_| actions.reply.run(original.clone())>"Reply"</button>
+                    </div>
+                    {m.reply_to.as_ref().map(|r| quote(chat, r, actions))}
                     <div class="body" class:big=big title=clock_time(m.created_at)>
                         {super::format::render_body(&body, me_name.as_deref())}
                     </div>
@@ -312,6 +381,9 @@ fn render_row(chat: Chat, row: Row) -> AnyView {
                         <strong class="sender">{move || chat.me.with(|me| me.as_ref().map(|m| m.display_name.to_string()).unwrap_or_default())}</strong>
                         <span class="status">{if is_failed { "Failed" } else { "Sending…" }}</span>
                     </header>
+                    {p.reply_to.as_ref().map(|r| view! {
+                        <p class="quote">"↪ " {chat.name_of(r.sender_id)}</p>
+                    })}
                     <div class="body">{super::format::render_body(&p.body, None)}</div>
                     {failed.map(|why| view! {
                         <p class="send-error" role="alert">{why} " "
@@ -374,7 +446,11 @@ fn trailing_token(text: &str, marker: char, allowed: fn(char) -> bool) -> Option
 }
 
 #[component]
-fn Composer(room_id: RoomId, members: Signal<Vec<Member>>) -> impl IntoView {
+fn Composer(
+    room_id: RoomId,
+    members: Signal<Vec<Member>>,
+    replying: RwSignal<Option<Message>>,
+) -> impl IntoView {
     let chat = use_chat();
     let text = RwSignal::new(String::new());
     let picked = RwSignal::new(0usize);
@@ -449,7 +525,8 @@ fn Composer(room_id: RoomId, members: Signal<Vec<Member>>) -> impl IntoView {
             return;
         }
         error.set(None);
-        socket::post(chat, room_id, body);
+        socket::post(chat, room_id, body, replying.get_untracked());
+        replying.set(None);
         text.set(String::new());
         if let Some(el) = input.get_untracked() {
             el.set_value("");
@@ -472,6 +549,13 @@ fn Composer(room_id: RoomId, members: Signal<Vec<Member>>) -> impl IntoView {
         }
         set_text(format!("{}{}", &current[..from], s.insert));
     };
+    Effect::new(move |_| {
+        if replying.with(Option::is_some)
+            && let Some(el) = input.get_untracked()
+        {
+            el.focus().ok();
+        }
+    });
     let pick_emoji = Callback::new(move |e: String| {
         let current = text.get_untracked();
         let sep = if current.is_empty() || current.ends_with(char::is_whitespace) {
@@ -541,6 +625,17 @@ fn Composer(room_id: RoomId, members: Signal<Vec<Member>>) -> impl IntoView {
             <Show when=move || error.get().is_some()>
                 <p class="form-error" role="alert">{move || error.get().unwrap_or_default()}</p>
             </Show>
+            {move || replying.get().map(|m| {
+                let sender = m.sender_id;
+                let excerpt: String = m.body.as_str().chars().take(120).collect();
+                view! {
+                    <div class="replying" role="status">
+                        <span>"Replying to " <strong>{move || chat.name_of(sender)}</strong>": " {excerpt}</span>
+                        <button type="button" class="link" aria-label="Cancel reply"
+                            on:click=move |_| replying.set(None)>"✕"</button>
+                    </div>
+                }
+            })}
             <Show when=move || picker_open.get()>
                 <super::emoji::EmojiPicker on_pick=pick_emoji
                     on_close=Callback::new(move |()| picker_open.set(false))/>

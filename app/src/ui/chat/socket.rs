@@ -201,6 +201,7 @@ fn send_message(p: &Outgoing) -> bool {
         room_id: p.room_id,
         client_id: p.client_id.clone(),
         body: p.body.clone(),
+        reply_to: p.reply_to.as_ref().map(|m| m.id),
     })
 }
 
@@ -213,13 +214,14 @@ fn new_client_id() -> String {
 }
 
 /// Queues a message optimistically and sends it when it can.
-pub fn post(chat: Chat, room_id: RoomId, body: String) {
+pub fn post(chat: Chat, room_id: RoomId, body: String, reply_to: Option<crate::api::Message>) {
     let pending = Outgoing {
         client_id: new_client_id(),
         room_id,
         body,
         created_at: now_ms(),
         failed: None,
+        reply_to,
     };
     chat.outbox.update(|o| o.push(pending.clone()));
     send_message(&pending);

@@ -20,6 +20,8 @@ pub struct Outgoing {
     pub created_at: f64,
     /// `None` while pending; the reason once it failed (the user may retry).
     pub failed: Option<String>,
+    /// The message this one replies to.
+    pub reply_to: Option<Message>,
 }
 
 /// What the client holds of one room: a contiguous run of messages ending at the newest.
