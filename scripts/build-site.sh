@@ -16,7 +16,7 @@ cp style/main.css "$out/natter.css"
 cp -r public/. "$site/"
 # Precompress at the highest levels once, so the server never compresses these per request
 # (on-the-fly brotli uses a fast, weaker level). The server serves .br/.gz when accepted.
-for f in "$out"/natter.wasm "$out"/natter.js "$out"/natter.css "$site"/index.html "$site"/boot.js; do
+for f in "$out"/natter.wasm "$out"/natter.js "$out"/natter.css "$site"/shell.html "$site"/boot.js; do
   gzip -9 -k -f "$f"
   if command -v brotli >/dev/null; then brotli -q 11 -k -f "$f"; fi
 done

@@ -24,7 +24,7 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// The origin browsers use to reach us; `None` derives `http://<bound address>`.
     pub public_url: Option<Url>,
-    /// The built client (`index.html`, `pkg/`).
+    /// The built client (`shell.html`, `pkg/`).
     pub site_root: PathBuf,
     /// Peers whose `X-Forwarded-For` we believe. Empty: the header is ignored.
     pub trusted_proxies: Vec<IpAddr>,

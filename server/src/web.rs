@@ -62,17 +62,19 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// The built client, served precompressed (`.br`, `.gz` made by scripts/build-site.sh) when the
-/// browser accepts it. Any path that is not a file gets `index.html` (history-API routing);
+/// browser accepts it. Any path that is not a file gets `shell.html` (history-API routing);
 /// `/pkg/` (the wasm, JS and CSS) answers 404 for missing files instead, so a stale page gets a
 /// clear failure rather than HTML where it expects code.
 fn site(root: &Path) -> Router {
-    let index = ServeFile::new(root.join("index.html"))
+    // Not `index.html`: cargo-leptos reserves that name in the site directory.
+    let index = ServeFile::new(root.join("shell.html"))
         .precompressed_br()
         .precompressed_gzip();
     let pkg = ServeDir::new(root.join("pkg"))
         .precompressed_br()
         .precompressed_gzip();
     let files = ServeDir::new(root)
+        .append_index_html_on_directories(false)
         .precompressed_br()
         .precompressed_gzip()
         .fallback(index);

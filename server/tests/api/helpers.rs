@@ -42,10 +42,10 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     let data_dir = tempfile::tempdir().expect("temp data dir");
     let site_dir = tempfile::tempdir().expect("temp site dir");
     std::fs::write(
-        site_dir.path().join("index.html"),
+        site_dir.path().join("shell.html"),
         "<!doctype html><title>Natter</title><p>shell",
     )
-    .expect("index.html");
+    .expect("shell.html");
     std::fs::create_dir(site_dir.path().join("pkg")).expect("pkg dir");
     std::fs::write(site_dir.path().join("pkg/natter.js"), "export default 1;").expect("js");
 
