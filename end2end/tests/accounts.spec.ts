@@ -29,6 +29,10 @@ test('sign up, see the shell, log out, log in again', async ({ page, consoleErro
   await expect(page.getByRole('heading', { name: 'Welcome, Ada Lovelace' })).toBeVisible();
 
   await logOut(page);
+  // Regression (found by CI): timers of the signed-in chat kept running after logout and
+  // touched disposed signals a second later, crashing the app. Stay on the page long enough.
+  await page.waitForTimeout(1500);
+  await expect(page.getByRole('heading', { name: 'Log in to Natter' })).toBeVisible();
   await page.goto(url('/'));
   await expect(page).toHaveURL(url('/login'));
 

@@ -83,7 +83,9 @@ fn SignedInLayout() -> impl IntoView {
                     session.state.set(AuthState::SignedOut);
                     navigate("/login", Default::default());
                 }
-                Err(e) => logout_error.set(Some(e.message)),
+                Err(e) => {
+                    logout_error.try_set(Some(e.message));
+                }
             }
         });
     };

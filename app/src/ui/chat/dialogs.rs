@@ -59,7 +59,9 @@ pub fn NewRoom(on_close: Callback<()>) -> impl IntoView {
                     on_close.run(());
                     navigate(&format!("/rooms/{}", room.id), Default::default());
                 }
-                Err(e) => error.set(Some(e.message)),
+                Err(e) => {
+                    error.try_set(Some(e.message));
+                }
             }
         });
     };
@@ -89,8 +91,12 @@ pub fn BrowseRooms(on_close: Callback<()>) -> impl IntoView {
     let error = RwSignal::new(None::<String>);
     spawn_local(async move {
         match client::public_rooms().await {
-            Ok(list) => rooms.set(Some(list)),
-            Err(e) => error.set(Some(e.message)),
+            Ok(list) => {
+                rooms.try_set(Some(list));
+            }
+            Err(e) => {
+                error.try_set(Some(e.message));
+            }
         }
     });
     let join = move |room: PublicRoom| {
@@ -102,7 +108,9 @@ pub fn BrowseRooms(on_close: Callback<()>) -> impl IntoView {
                     on_close.run(());
                     navigate(&format!("/rooms/{}", room.id), Default::default());
                 }
-                Err(e) => error.set(Some(e.message)),
+                Err(e) => {
+                    error.try_set(Some(e.message));
+                }
             }
         });
     };
@@ -155,7 +163,7 @@ pub fn NewDm(on_close: Callback<()>) -> impl IntoView {
         spawn_local(async move {
             if let Ok(users) = client::search_users(q.trim()).await {
                 let me = chat.me.get_untracked().map(|m| m.id);
-                found.set(users.into_iter().filter(|u| Some(u.id) != me).collect());
+                found.try_set(users.into_iter().filter(|u| Some(u.id) != me).collect());
             }
         });
     });
@@ -169,7 +177,9 @@ pub fn NewDm(on_close: Callback<()>) -> impl IntoView {
                     on_close.run(());
                     navigate(&format!("/rooms/{id}"), Default::default());
                 }
-                Err(e) => error.set(Some(e.message)),
+                Err(e) => {
+                    error.try_set(Some(e.message));
+                }
             }
         });
     };

@@ -30,9 +30,9 @@ pub fn ensure_loaded(chat: Chat) {
                 .ok()
         }
         .await;
-        chat.emoji_loading.set(false);
+        chat.emoji_loading.try_set(false);
         if let Some(list) = list {
-            chat.emoji.set(Some(Arc::new(list)));
+            chat.emoji.try_set(Some(Arc::new(list)));
         }
     });
 }

@@ -197,11 +197,13 @@ fn MessageList(room_id: RoomId, replying: RwSignal<Option<Message>>) -> impl Int
                         }
                     });
                 }
-                Err(_) => chat.timelines.update(|t| {
-                    if let Some(tl) = t.get_mut(&room_id) {
-                        tl.loading_older = false;
-                    }
-                }),
+                Err(_) => {
+                    chat.timelines.try_update(|t| {
+                        if let Some(tl) = t.get_mut(&room_id) {
+                            tl.loading_older = false;
+                        }
+                    });
+                }
             }
         });
     };
@@ -223,10 +225,13 @@ fn MessageList(room_id: RoomId, replying: RwSignal<Option<Message>>) -> impl Int
         at_bottom.set_value(false);
         spawn_local(async move {
             for _ in 0..100 {
-                let first = chat.timelines.with_untracked(|t| {
-                    t.get(&room_id)
-                        .and_then(|tl| tl.messages.keys().next().copied())
-                });
+                let first = chat
+                    .timelines
+                    .try_with_untracked(|t| {
+                        t.get(&room_id)
+                            .and_then(|tl| tl.messages.keys().next().copied())
+                    })
+                    .flatten();
                 match first {
                     Some(first) if first > seq => match client::history(room_id, first).await {
                         Ok(page) if !page.messages.is_empty() => {
@@ -709,11 +714,13 @@ fn MembersPanel(
         spawn_local(async move {
             match client::invite(id, who).await {
                 Ok(_) => {
-                    invitee.set(String::new());
-                    error.set(None);
+                    invitee.try_set(String::new());
+                    error.try_set(None);
                     reload.run(());
                 }
-                Err(e) => error.set(Some(e.message)),
+                Err(e) => {
+                    error.try_set(Some(e.message));
+                }
             }
         });
     };
@@ -725,11 +732,8 @@ fn MembersPanel(
             topic: Some(topic.get_untracked()),
         };
         spawn_local(async move {
-            if let Err(e) = client::update_room(id, &req).await {
-                error.set(Some(e.message));
-            } else {
-                error.set(None);
-            }
+            let outcome = client::update_room(id, &req).await.err().map(|e| e.message);
+            error.try_set(outcome);
         });
     };
     let leave = move |_| {
@@ -744,7 +748,9 @@ fn MembersPanel(
                     });
                     navigate("/", Default::default());
                 }
-                Err(e) => error.set(Some(e.message)),
+                Err(e) => {
+                    error.try_set(Some(e.message));
+                }
             }
         });
     };
@@ -781,7 +787,9 @@ fn MembersPanel(
                                     spawn_local(async move {
                                         match client::kick(id, uid).await {
                                             Ok(()) => reload.run(()),
-                                            Err(e) => error.set(Some(e.message)),
+                                            Err(e) => {
+                    error.try_set(Some(e.message));
+                }
                                         }
                                     });
                                 }>"Remove"</button>
@@ -809,7 +817,11 @@ fn MembersPanel(
     }
 }
 
-/// Periodic chores of the chat UI: expire typing indicators.
+/// Periodic chores of the chat UI (expire typing indicators), stopped with the chat.
 pub fn start_timers(chat: Chat) {
-    set_interval(move || chat.expire_typing(), Duration::from_secs(1));
+    if let Ok(handle) =
+        set_interval_with_handle(move || chat.expire_typing(), Duration::from_secs(1))
+    {
+        on_cleanup(move || handle.clear());
+    }
 }

@@ -59,6 +59,9 @@ fn socket_url() -> Option<String> {
 
 /// Opens the socket (again). `on_session_end` runs when the server says the session is over.
 pub fn connect(chat: Chat, on_session_end: impl Fn() + Clone + 'static) {
+    if !chat.alive() {
+        return;
+    }
     STOPPED.with(|s| s.set(false));
     let generation = GENERATION.with(|g| {
         g.set(g.get() + 1);
@@ -73,7 +76,7 @@ pub fn connect(chat: Chat, on_session_end: impl Fn() + Clone + 'static) {
     };
 
     let on_open = Closure::<dyn FnMut()>::new(move || {
-        if !current() {
+        if !current() || !chat.alive() {
             return;
         }
         ATTEMPT.with(|a| a.set(0));
@@ -129,6 +132,9 @@ pub fn connect(chat: Chat, on_session_end: impl Fn() + Clone + 'static) {
 }
 
 fn schedule_reconnect(chat: Chat, on_session_end: impl Fn() + Clone + 'static) {
+    if !chat.alive() {
+        return;
+    }
     let attempt = ATTEMPT.with(|a| {
         a.set(a.get().saturating_add(1));
         a.get()
@@ -154,6 +160,9 @@ fn schedule_reconnect(chat: Chat, on_session_end: impl Fn() + Clone + 'static) {
 /// The browser says the network is gone: drop the socket now (it would hang until a TCP
 /// timeout) and wait for `online`.
 pub fn went_offline(chat: Chat) {
+    if !chat.alive() {
+        return;
+    }
     GENERATION.with(|g| g.set(g.get() + 1));
     if let Some(live) = LIVE.with(|l| l.borrow_mut().take()) {
         shut(live);
@@ -168,7 +177,7 @@ pub fn went_offline(chat: Chat) {
 
 /// The network is back: reconnect at once.
 pub fn came_online(chat: Chat, on_session_end: impl Fn() + Clone + 'static) {
-    if !STOPPED.with(|s| s.get()) {
+    if !STOPPED.with(|s| s.get()) && chat.alive() {
         ATTEMPT.with(|a| a.set(0));
         connect(chat, on_session_end);
     }
@@ -246,6 +255,9 @@ pub fn retry(chat: Chat, client_id: &str) {
 fn watch_confirmation(chat: Chat, client_id: String) {
     set_timeout(
         move || {
+            if !chat.alive() {
+                return;
+            }
             chat.outbox.update(|o| {
                 if let Some(p) = o
                     .iter_mut()

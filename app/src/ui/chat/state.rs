@@ -95,6 +95,13 @@ impl Chat {
         }
     }
 
+    /// Whether the signals still exist. Timers and HTTP answers can arrive after the user
+    /// signed out (the chat state is disposed with the signed-in layout); they must then do
+    /// nothing instead of touching disposed signals (which panics).
+    pub fn alive(&self) -> bool {
+        self.rooms.try_with_untracked(|_| ()).is_some()
+    }
+
     /// Where the client stands in each room, for `hello`.
     pub fn cursors(&self) -> Vec<RoomCursor> {
         self.timelines.with_untracked(|t| {
@@ -132,6 +139,9 @@ impl Chat {
 
     /// A room's member list as loaded over HTTP.
     pub fn set_members(&self, room: RoomId, members: Vec<Member>) {
+        if !self.alive() {
+            return;
+        }
         self.remember_members(&members);
         self.members.update(|m| {
             m.insert(room, members);
@@ -160,6 +170,9 @@ impl Chat {
 
     /// Older history from `GET /messages?before=`.
     pub fn prepend(&self, room: RoomId, messages: Vec<Message>) {
+        if !self.alive() {
+            return;
+        }
         self.timelines.update(|t| {
             let tl = t.entry(room).or_default();
             tl.loading_older = false;
@@ -212,6 +225,9 @@ impl Chat {
 
     /// Applies one frame from the server.
     pub fn apply(&self, frame: ServerFrame) {
+        if !self.alive() {
+            return;
+        }
         match frame {
             ServerFrame::Ready {
                 user,
@@ -361,6 +377,9 @@ impl Chat {
 
     /// Drops typing indicators whose time is up.
     pub fn expire_typing(&self) {
+        if !self.alive() {
+            return;
+        }
         let now = now_ms();
         let stale = self
             .typing
