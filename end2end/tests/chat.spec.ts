@@ -28,6 +28,21 @@ async function send(page: Page, text: string) {
   await box.press('Enter');
 }
 
+/** Creates a room from the sidebar and waits until it is open. */
+async function createRoom(page: Page, name: string) {
+  await openSidebarAction(page, 'New room');
+  await page.getByLabel('Name').fill(name);
+  await page.getByRole('button', { name: 'Create room' }).click();
+  await expect(page.getByRole('heading', { name })).toBeVisible();
+}
+
+/** Joins a public room from the directory and waits until it is open. */
+async function joinRoom(page: Page, name: string) {
+  await openSidebarAction(page, 'Browse rooms');
+  await page.getByRole('button', { name: `Join ${name}` }).click();
+  await expect(page.getByRole('heading', { name })).toBeVisible();
+}
+
 function messages(page: Page) {
   return page.getByRole('log', { name: 'Messages' });
 }
@@ -38,15 +53,10 @@ test('two users chat in a room and in a DM, with presence and typing', async ({ 
   const room = uniqueName('room');
 
   // Alice creates a public room.
-  await openSidebarAction(alice.page, 'New room');
-  await alice.page.getByLabel('Name').fill(room);
-  await alice.page.getByRole('button', { name: 'Create room' }).click();
-  await expect(alice.page.getByRole('heading', { name: room })).toBeVisible();
+  await createRoom(alice.page, room);
 
   // Bob finds it and joins.
-  await openSidebarAction(bob.page, 'Browse rooms');
-  await bob.page.getByRole('button', { name: `Join ${room}` }).click();
-  await expect(bob.page.getByRole('heading', { name: room })).toBeVisible();
+  await joinRoom(bob.page, room);
 
   // They talk; each sees the other's message live, once.
   await send(alice.page, 'Hello Bob!');
@@ -93,11 +103,8 @@ test('a user who goes offline and comes back sees exactly what was missed', asyn
   const alice = await newUser(browser, 'amy');
   const bob = await newUser(browser, 'ben');
   const room = uniqueName('room');
-  await openSidebarAction(alice.page, 'New room');
-  await alice.page.getByLabel('Name').fill(room);
-  await alice.page.getByRole('button', { name: 'Create room' }).click();
-  await openSidebarAction(bob.page, 'Browse rooms');
-  await bob.page.getByRole('button', { name: `Join ${room}` }).click();
+  await createRoom(alice.page, room);
+  await joinRoom(bob.page, room);
   await send(alice.page, 'before the outage');
   await expect(messages(bob.page).getByText('before the outage')).toBeVisible();
 
@@ -128,10 +135,7 @@ test('a user who goes offline and comes back sees exactly what was missed', asyn
 test('history loads by scrolling up, and the view sticks to the bottom only when already there', async ({ browser }) => {
   const alice = await newUser(browser, 'ann');
   const room = uniqueName('room');
-  await openSidebarAction(alice.page, 'New room');
-  await alice.page.getByLabel('Name').fill(room);
-  await alice.page.getByRole('button', { name: 'Create room' }).click();
-  await expect(alice.page.getByRole('heading', { name: room })).toBeVisible();
+  await createRoom(alice.page, room);
   const roomId = alice.page.url().split('/').pop();
 
   // 120 older messages, posted through the API with the same session.
@@ -172,10 +176,7 @@ test('history loads by scrolling up, and the view sticks to the bottom only when
 test('two tabs of one user stay consistent', async ({ browser }) => {
   const alice = await newUser(browser, 'tab');
   const room = uniqueName('room');
-  await openSidebarAction(alice.page, 'New room');
-  await alice.page.getByLabel('Name').fill(room);
-  await alice.page.getByRole('button', { name: 'Create room' }).click();
-  await expect(alice.page.getByRole('heading', { name: room })).toBeVisible();
+  await createRoom(alice.page, room);
   const second = await alice.page.context().newPage();
   await second.goto(alice.page.url());
   await expect(second.getByRole('heading', { name: room })).toBeVisible();
@@ -191,12 +192,8 @@ test('a send that is not confirmed shows as failed, and Retry delivers it once',
   const alice = await newUser(browser, 'rita');
   const bob = await newUser(browser, 'rob');
   const room = uniqueName('room');
-  await openSidebarAction(alice.page, 'New room');
-  await alice.page.getByLabel('Name').fill(room);
-  await alice.page.getByRole('button', { name: 'Create room' }).click();
-  await openSidebarAction(bob.page, 'Browse rooms');
-  await bob.page.getByRole('button', { name: `Join ${room}` }).click();
-  await expect(bob.page.getByRole('heading', { name: room })).toBeVisible();
+  await createRoom(alice.page, room);
+  await joinRoom(bob.page, room);
 
   await alice.page.context().setOffline(true);
   await send(alice.page, 'stuck message');
@@ -273,12 +270,8 @@ test('@mentions autocomplete in the composer and highlight the message for the m
   const alice = await newUser(browser, 'mia');
   const bob = await newUser(browser, 'max');
   const room = uniqueName('room');
-  await openSidebarAction(alice.page, 'New room');
-  await alice.page.getByLabel('Name').fill(room);
-  await alice.page.getByRole('button', { name: 'Create room' }).click();
-  await openSidebarAction(bob.page, 'Browse rooms');
-  await bob.page.getByRole('button', { name: `Join ${room}` }).click();
-  await expect(bob.page.getByRole('heading', { name: room })).toBeVisible();
+  await createRoom(alice.page, room);
+  await joinRoom(bob.page, room);
   // Alice's open room learns about Bob live (member_joined).
 
   const box = alice.page.getByRole('textbox', { name: 'Message' });
@@ -300,10 +293,7 @@ test('@mentions autocomplete in the composer and highlight the message for the m
 test('emoji: a searchable picker with recently used, :shortcode: completion, emoji-only messages shown large', async ({ browser }) => {
   const alice = await newUser(browser, 'emo');
   const room = uniqueName('room');
-  await openSidebarAction(alice.page, 'New room');
-  await alice.page.getByLabel('Name').fill(room);
-  await alice.page.getByRole('button', { name: 'Create room' }).click();
-  await expect(alice.page.getByRole('heading', { name: room })).toBeVisible();
+  await createRoom(alice.page, room);
   const page = alice.page;
   const box = page.getByRole('textbox', { name: 'Message' });
 
@@ -333,10 +323,7 @@ test('replies quote the original, and clicking a quote jumps to it, loading olde
   const alice = await newUser(browser, 'quin');
   const bob = await newUser(browser, 'ray');
   const room = uniqueName('room');
-  await openSidebarAction(alice.page, 'New room');
-  await alice.page.getByLabel('Name').fill(room);
-  await alice.page.getByRole('button', { name: 'Create room' }).click();
-  await expect(alice.page.getByRole('heading', { name: room })).toBeVisible();
+  await createRoom(alice.page, room);
   const roomId = alice.page.url().split('/').pop();
   const post = async (body: string, clientId: string, replyTo?: number) => {
     const resp = await alice.page.request.post(url(`/api/rooms/${roomId}/messages`), {
@@ -349,8 +336,7 @@ test('replies quote the original, and clicking a quote jumps to it, loading olde
   for (let i = 1; i <= 80; i++) await post(`filler ${i}`, `f${i}`);
   await post('an answer to it', 'a1', original.id);
 
-  await openSidebarAction(bob.page, 'Browse rooms');
-  await bob.page.getByRole('button', { name: `Join ${room}` }).click();
+  await joinRoom(bob.page, room);
   const log = messages(bob.page);
   const answer = log.locator('.message', { hasText: 'an answer to it' });
   await expect(answer.getByRole('button', { name: 'Show the original message' })).toContainText('the original question');
