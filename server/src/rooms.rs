@@ -157,14 +157,14 @@ async fn create_room(
 ) -> Result<Response, ApiError> {
     let name = RoomName::parse(&body.name)?;
     let topic = Topic::parse(&body.topic)?;
-    let key = Key::RoomCreate(session.user_id);
-    if let Some(retry_after) = state
+    state
         .throttle
-        .blocked(&key, state.config.limits.rooms_per_hour)
-    {
-        return Err(ApiError::TooManyRequests { retry_after });
-    }
-    state.throttle.record(key, Duration::from_secs(3600));
+        .hit(
+            Key::RoomCreate(session.user_id),
+            state.config.limits.rooms_per_hour,
+            Duration::from_secs(3600),
+        )
+        .map_err(|retry_after| ApiError::TooManyRequests { retry_after })?;
     let room = state
         .storage
         .create_room(NewRoom {
@@ -475,14 +475,14 @@ async fn post_message(
     let room = RoomId::new(id);
     let client_id = ClientMessageId::parse(&body.client_id)?;
     let text = MessageBody::parse(&body.body)?;
-    let key = Key::HttpPost(session.user_id);
-    if let Some(retry_after) = state
+    state
         .throttle
-        .blocked(&key, state.config.limits.http_posts_per_minute)
-    {
-        return Err(ApiError::TooManyRequests { retry_after });
-    }
-    state.throttle.record(key, Duration::from_secs(60));
+        .hit(
+            Key::HttpPost(session.user_id),
+            state.config.limits.http_posts_per_minute,
+            Duration::from_secs(60),
+        )
+        .map_err(|retry_after| ApiError::TooManyRequests { retry_after })?;
     let (tx, rx) = oneshot::channel();
     state
         .writer

@@ -105,6 +105,16 @@ impl Throttle {
         w.count = w.count.saturating_add(1);
     }
 
+    /// A plain rate limit: refuses with the time left when `key` used up `limit` in its
+    /// window, else counts this event.
+    pub fn hit(&self, key: Key, limit: u32, window: Duration) -> Result<(), Duration> {
+        if let Some(retry_after) = self.blocked(&key, limit) {
+            return Err(retry_after);
+        }
+        self.record(key, window);
+        Ok(())
+    }
+
     pub fn clear(&self, key: &Key) {
         let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
         windows.remove(key);
