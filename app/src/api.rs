@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
-    ClientMessageId, DisplayName, MessageBody, MessageId, Role, RoomId, RoomKind, RoomName, Topic,
+    ClientMessageId, DisplayName, MessageId, Role, RoomId, RoomKind, RoomName, Topic,
     UserId, Username, Visibility,
 };
 
@@ -135,12 +135,40 @@ pub struct Message {
     pub sender_id: UserId,
     /// The sender's id for the message (for idempotent retries and optimistic UI).
     pub client_id: ClientMessageId,
-    pub body: MessageBody,
+    /// Markdown text. Empty when the message is deleted, or when it only carries attachments.
+    pub body: String,
     /// Server time of storage, unix milliseconds.
     pub created_at: i64,
+    /// The room revision of this message's last change (edit, delete, reaction); 0 if none.
+    /// See `protocol::RoomCursor::last_rev`.
+    #[serde(default)]
+    pub rev: i64,
+    /// When the text was last edited, unix milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<i64>,
+    /// Deleted: text, attachments and reactions are gone from storage.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub deleted: bool,
     /// The message this one replies to, with a short excerpt for the quote.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_to: Option<ReplyRef>,
+    /// Files and images, in the order the sender attached them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Attachment>,
+    /// Emoji reactions, in the order each emoji was first used.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reactions: Vec<Reaction>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// One emoji on a message and who reacted with it (oldest first); the count is `users.len()`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reaction {
+    pub emoji: String,
+    pub users: Vec<UserId>,
 }
 
 /// A quoted message: enough to show the quote and jump to the original.
@@ -151,6 +179,61 @@ pub struct ReplyRef {
     pub sender_id: UserId,
     /// The start of the original's text (up to 160 characters).
     pub excerpt: String,
+    /// The original was deleted since (the excerpt is then empty).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub deleted: bool,
+}
+
+/// How a file is shown: images inline (thumbnail, lightbox), anything else as a download card.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttachmentKind {
+    /// PNG, JPEG, GIF or WebP, checked, re-encoded without metadata, with a thumbnail.
+    Image,
+    File,
+}
+
+/// An uploaded file: `POST /api/uploads` answers one; messages carry them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    /// Server-generated (32 hex digits); the file's name on disk has nothing from the client.
+    pub id: String,
+    /// The original file name, for display and downloads only.
+    pub name: String,
+    /// The media type it is served with.
+    pub content_type: String,
+    /// Bytes (after re-encoding, for images).
+    pub size: i64,
+    pub kind: AttachmentKind,
+    /// Image dimensions in pixels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+    /// Where to fetch it: `/media/{id}` (members of the room only).
+    pub url: String,
+    /// Images: a small version, at most 400 × 400, `/media/{id}/thumb`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumb_url: Option<String>,
+}
+
+/// `PATCH /api/rooms/{id}/messages/{message_id}`: the author changes the text.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EditMessageRequest {
+    pub body: String,
+}
+
+/// `POST /api/rooms/{id}/messages` (bots and scripts; browsers send over the WebSocket).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PostMessageRequest {
+    pub client_id: String,
+    #[serde(default)]
+    pub body: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<MessageId>,
+    /// Ids of the sender's own uploads not yet used in a message (at most 10).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<String>,
 }
 
 /// `GET /api/rooms/{id}/messages?before=<seq>&limit=<n>`: newest first page when `before` is

@@ -48,9 +48,15 @@ pub enum ErrorCode {
     RateLimited,
     /// Too many open WebSockets for this user (429 on upgrade).
     TooManyConnections,
-    /// Body larger than the endpoint accepts (413).
+    /// Body larger than the endpoint accepts, or an image over the pixel limit (413).
     PayloadTooLarge,
-    /// State-changing request without `Content-Type: application/json` (415).
+    /// The upload would take the user's files over their storage quota (413).
+    QuotaExceeded,
+    /// An upload that claims to be an image but cannot be read as one, or has too many
+    /// frames (400).
+    InvalidUpload,
+    /// State-changing request without `Content-Type: application/json`, or an upload whose
+    /// bytes are not of the type it claims (415).
     UnsupportedMediaType,
     /// Throttled; retry after the `Retry-After` header's seconds (429).
     TooManyRequests,

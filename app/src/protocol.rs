@@ -12,11 +12,21 @@ use crate::api::{Member, Message, RoomSummary, User};
 use crate::domain::{RoomId, UserId};
 use crate::error::ErrorCode;
 
-/// The client's position in one room: it holds every message up to `last_seq`.
+/// The client's position in one room: it holds every message up to `last_seq`, each as of
+/// room revision `last_rev`.
+///
+/// Two counters per room: `seq` numbers new messages; `rev` numbers changes to existing ones
+/// (edits, deletions, reactions). Both only grow, and both are assigned by the one writer, so
+/// "everything after my cursor" is well defined for either.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoomCursor {
     pub room_id: RoomId,
     pub last_seq: i64,
+    /// The highest `rev` the client has seen in the room (`synced.last_rev`, or a
+    /// `message_updated`'s `message.rev`). 0, or absent, asks for every change since `last_seq`'s
+    /// messages were stored (up to the resume limit).
+    #[serde(default)]
+    pub last_rev: i64,
 }
 
 /// Frames the client sends.
@@ -38,6 +48,10 @@ pub enum ClientFrame {
         /// Optional: the id of a message of the same room this one replies to.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reply_to: Option<crate::domain::MessageId>,
+        /// Ids of uploads (`POST /api/uploads`) of the sender not used yet, at most 10. With
+        /// attachments, `body` may be empty.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        attachments: Vec<String>,
     },
     /// The user is (or stopped) typing in a room. Send `active: true` at most every 3 s while
     /// typing; receivers expire it after 6 s on their own.
@@ -75,13 +89,23 @@ pub enum ServerFrame {
     /// The messages of a room after the client's cursor, in order. `limited: true` means the
     /// gap was too large: these are only the newest, and the client should drop what it holds
     /// for the room and page back through history.
+    /// `updated` holds the messages at or before the cursor's `last_seq` that changed after its
+    /// `last_rev` (edited, deleted, reacted to), in their current state: replace them by id.
+    /// `last_rev` is the room's revision these reflect: the client's new `last_rev`.
     Synced {
         room_id: RoomId,
         messages: Vec<Message>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        updated: Vec<Message>,
         limited: bool,
+        #[serde(default)]
+        last_rev: i64,
     },
     /// A new message in one of your rooms (also your own, from any tab).
     Message { message: Message },
+    /// A message changed (edited, deleted, reacted to): its whole current state, to replace
+    /// the one held by id. `message.rev` is the room's new revision.
+    MessageUpdated { message: Message },
     /// Your `send` is stored (or was already: same `client_id`).
     Sent { client_id: String, message: Message },
     /// A frame of yours was refused. `client_id` is set when it was a `send`.

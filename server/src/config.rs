@@ -75,6 +75,16 @@ pub struct Limits {
     pub http_posts_per_minute: u32,
     /// Rooms one user may create per hour.
     pub rooms_per_hour: u32,
+    /// Largest file one upload may be; larger ones get 413 (before the body is read when
+    /// `Content-Length` says so).
+    pub upload_max_bytes: u64,
+    /// Bytes of files (and thumbnails) one user may keep; over it, uploads get 413.
+    pub upload_quota_bytes: u64,
+    /// Largest image accepted, in pixels (width × height), checked from the header before
+    /// decoding.
+    pub image_max_pixels: u64,
+    /// Most frames an animated image may have.
+    pub image_max_frames: usize,
 }
 
 impl Default for Limits {
@@ -99,6 +109,10 @@ impl Default for Limits {
             ws_dead_after: Duration::from_secs(50),
             http_posts_per_minute: 300,
             rooms_per_hour: 30,
+            upload_max_bytes: 25 * 1024 * 1024,
+            upload_quota_bytes: 1024 * 1024 * 1024,
+            image_max_pixels: 40_000_000,
+            image_max_frames: 500,
         }
     }
 }
@@ -187,6 +201,12 @@ impl Config {
         }
         if let Some(v) = lookup("NATTER_ROOMS_PER_HOUR") {
             l.rooms_per_hour = parse("NATTER_ROOMS_PER_HOUR", &v)?;
+        }
+        if let Some(v) = lookup("NATTER_UPLOAD_MAX_BYTES") {
+            l.upload_max_bytes = parse("NATTER_UPLOAD_MAX_BYTES", &v)?;
+        }
+        if let Some(v) = lookup("NATTER_UPLOAD_QUOTA_BYTES") {
+            l.upload_quota_bytes = parse("NATTER_UPLOAD_QUOTA_BYTES", &v)?;
         }
         if let Some(v) = lookup("NATTER_SIGNUPS_PER_IP_PER_HOUR") {
             l.signups_per_ip = parse("NATTER_SIGNUPS_PER_IP_PER_HOUR", &v)?;

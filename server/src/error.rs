@@ -39,6 +39,16 @@ pub enum ApiError {
     TooManyConnections,
     #[error("payload too large")]
     PayloadTooLarge,
+    /// An upload over a size or pixel limit; says which.
+    #[error("upload too large: {0}")]
+    UploadTooLarge(String),
+    #[error("quota exceeded")]
+    QuotaExceeded(String),
+    /// The bytes are not what the upload claims to be.
+    #[error("type mismatch: {0}")]
+    TypeMismatch(String),
+    #[error("invalid upload: {0}")]
+    InvalidUpload(&'static str),
     #[error("unsupported media type")]
     UnsupportedMediaType,
     #[error("too many requests")]
@@ -71,7 +81,11 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooManyConnections => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::PayloadTooLarge
+            | ApiError::UploadTooLarge(_)
+            | ApiError::QuotaExceeded(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::TypeMismatch(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::InvalidUpload(_) => StatusCode::BAD_REQUEST,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Busy => StatusCode::SERVICE_UNAVAILABLE,
@@ -117,6 +131,10 @@ impl ApiError {
                 ErrorCode::PayloadTooLarge,
                 "The request body is too large.".into(),
             ),
+            ApiError::UploadTooLarge(why) => (ErrorCode::PayloadTooLarge, why.clone()),
+            ApiError::QuotaExceeded(why) => (ErrorCode::QuotaExceeded, why.clone()),
+            ApiError::TypeMismatch(why) => (ErrorCode::UnsupportedMediaType, why.clone()),
+            ApiError::InvalidUpload(why) => (ErrorCode::InvalidUpload, (*why).into()),
             ApiError::UnsupportedMediaType => (
                 ErrorCode::UnsupportedMediaType,
                 "Send the body as JSON with Content-Type: application/json.".into(),

@@ -3,13 +3,14 @@
 //!
 //! Modules by concern: `config`, `telemetry`, `startup`, `state`, `error`, `web` (router and
 //! HTTP plumbing), `net` (client addresses), `auth` (accounts and sessions), `rooms` (rooms and
-//! DMs over HTTP), `realtime` (WebSockets, fan-out, the message writer), `storage` (all SQL).
+//! DMs over HTTP and edits, deletions, reactions), `media` (uploads and serving them), `realtime` (WebSockets, fan-out, the message writer), `storage` (all SQL).
 
 pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod emoji;
 pub mod error;
+pub mod media;
 pub mod net;
 pub mod realtime;
 pub mod rooms;

@@ -6,17 +6,17 @@
 //! stops receiving the room's events before this handler returns.
 
 use app::api::{
-    CreateRoomRequest, HistoryPage, Member, Message, PublicRoom, RoomSummary, SetRoleRequest,
-    UpdateRoomRequest, User, UserRef,
+    CreateRoomRequest, EditMessageRequest, HistoryPage, Member, Message, PostMessageRequest,
+    PublicRoom, RoomSummary, SetRoleRequest, UpdateRoomRequest, User, UserRef,
 };
 use app::domain::{
-    ClientMessageId, MessageBody, Role, RoomId, RoomKind, RoomName, Topic, UserId, Username,
+    MessageBody, MessageId, Role, RoomId, RoomKind, RoomName, Topic, UserId, Username,
 };
 use app::protocol::{LeftReason, ServerFrame};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, patch, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use tokio::sync::oneshot;
@@ -30,7 +30,7 @@ use crate::error::ApiError;
 use crate::realtime::connection::PAGE;
 use crate::realtime::writer::{Job, Reply};
 use crate::state::AppState;
-use crate::storage::{AppendOutcome, MemberRecord, MembershipRecord, NewMessage, NewRoom};
+use crate::storage::{Change, ChangeOutcome, MemberRecord, MembershipRecord, NewMessage, NewRoom};
 use crate::web::ApiJson;
 
 /// Largest history page a client may ask for.
@@ -46,6 +46,14 @@ pub fn routes() -> Router<AppState> {
         .route("/rooms/{id}/members", get(list_members).post(invite))
         .route("/rooms/{id}/members/{user_id}", delete(kick).put(set_role))
         .route("/rooms/{id}/messages", get(history).post(post_message))
+        .route(
+            "/rooms/{id}/messages/{message_id}",
+            patch(edit_message).delete(delete_message),
+        )
+        .route(
+            "/rooms/{id}/messages/{message_id}/reactions/{emoji}",
+            put(add_reaction).delete(remove_reaction),
+        )
         .route("/dms", post(open_dm))
         .route("/users", get(search_users))
 }
@@ -456,29 +464,12 @@ async fn history(
     Ok(Json(HistoryPage { messages, has_more }))
 }
 
-#[derive(Deserialize)]
-struct PostMessage {
-    client_id: String,
-    body: String,
-    #[serde(default)]
-    reply_to: Option<app::domain::MessageId>,
-}
-
-/// For bots and scripts: the same path as a WebSocket `send`, answered when stored.
-#[tracing::instrument(skip_all, fields(user_id = %session.user_id, room_id = id))]
-async fn post_message(
-    State(state): State<AppState>,
-    session: AuthSession,
-    Path(id): Path<i64>,
-    ApiJson(body): ApiJson<PostMessage>,
-) -> Result<Response, ApiError> {
-    let room = RoomId::new(id);
-    let client_id = ClientMessageId::parse(&body.client_id)?;
-    let text = MessageBody::parse(&body.body)?;
+/// Hands a change to the message writer and waits until it is stored (or refused).
+async fn apply(state: &AppState, user: UserId, change: Change) -> Result<ChangeOutcome, ApiError> {
     state
         .throttle
         .hit(
-            Key::HttpPost(session.user_id),
+            Key::HttpPost(user),
             state.config.limits.http_posts_per_minute,
             Duration::from_secs(60),
         )
@@ -487,28 +478,142 @@ async fn post_message(
     state
         .writer
         .submit(Job {
-            message: NewMessage {
-                room_id: room,
-                sender_id: session.user_id,
-                client_id,
-                body: text,
-                created_at: clock::now_millis(),
-                reply_to: body.reply_to,
-            },
+            change,
             reply: Reply::Http(tx),
         })
         .await
         .map_err(|_| ApiError::Busy)?;
-    let outcome: Result<AppendOutcome, ()> = rx.await.map_err(|_| ApiError::Busy)?;
-    let (status, message): (StatusCode, Message) = match outcome {
-        Ok(AppendOutcome::Stored(m)) => (StatusCode::CREATED, m),
-        Ok(AppendOutcome::Duplicate(m)) => (StatusCode::OK, m),
-        Ok(AppendOutcome::NotMember | AppendOutcome::NoSuchReplyTarget) => {
-            return Err(ApiError::NotFound);
-        }
-        Err(()) => return Err(ApiError::Internal(anyhow::anyhow!("message not stored"))),
+    match rx.await.map_err(|_| ApiError::Busy)? {
+        Ok(ChangeOutcome::NotMember | ChangeOutcome::NoSuchMessage) => Err(ApiError::NotFound),
+        Ok(ChangeOutcome::Forbidden) => Err(ApiError::Forbidden(
+            "Only the author may edit a message; only the author, owners and admins may delete it.",
+        )),
+        Ok(ChangeOutcome::Gone) => Err(ApiError::Conflict("This message was deleted.")),
+        Ok(ChangeOutcome::TooManyReactions) => Err(ApiError::Conflict(
+            "This message has as many different reactions as it can have (20).",
+        )),
+        Ok(ChangeOutcome::BadAttachment) => Err(ApiError::BadRequest(
+            "An attachment is unknown, not yours, or already used: upload it again.".into(),
+        )),
+        Ok(outcome) => Ok(outcome),
+        Err(()) => Err(ApiError::Internal(anyhow::anyhow!("change not stored"))),
+    }
+}
+
+/// For bots and scripts: the same path as a WebSocket `send`, answered when stored.
+#[tracing::instrument(skip_all, fields(user_id = %session.user_id, room_id = id))]
+async fn post_message(
+    State(state): State<AppState>,
+    session: AuthSession,
+    Path(id): Path<i64>,
+    ApiJson(body): ApiJson<PostMessageRequest>,
+) -> Result<Response, ApiError> {
+    let message = NewMessage::parse(
+        RoomId::new(id),
+        session.user_id,
+        &body.client_id,
+        &body.body,
+        body.reply_to,
+        body.attachments,
+        clock::now_millis(),
+    )?;
+    let (status, message) = match apply(&state, session.user_id, Change::Append(message)).await? {
+        ChangeOutcome::Stored(m) => (StatusCode::CREATED, m),
+        ChangeOutcome::Duplicate(m) => (StatusCode::OK, m),
+        _ => return Err(ApiError::Internal(anyhow::anyhow!("unexpected outcome"))),
     };
     Ok((status, Json(message)).into_response())
+}
+
+/// The message as it is after an edit, deletion or reaction (changed or not).
+fn changed(outcome: ChangeOutcome) -> Result<Json<Message>, ApiError> {
+    match outcome {
+        ChangeOutcome::Updated { message, .. } | ChangeOutcome::Unchanged(message) => {
+            Ok(Json(message))
+        }
+        _ => Err(ApiError::Internal(anyhow::anyhow!("unexpected outcome"))),
+    }
+}
+
+/// `PATCH /api/rooms/{id}/messages/{message_id}`: the author replaces the text.
+#[tracing::instrument(skip_all, fields(user_id = %session.user_id, room_id = id))]
+async fn edit_message(
+    State(state): State<AppState>,
+    session: AuthSession,
+    Path((id, message_id)): Path<(i64, i64)>,
+    ApiJson(body): ApiJson<EditMessageRequest>,
+) -> Result<Json<Message>, ApiError> {
+    let change = Change::Edit {
+        room_id: RoomId::new(id),
+        message_id: MessageId::new(message_id),
+        editor: session.user_id,
+        body: MessageBody::parse(&body.body)?,
+        at: clock::now_millis(),
+    };
+    changed(apply(&state, session.user_id, change).await?)
+}
+
+/// `DELETE /api/rooms/{id}/messages/{message_id}`: the author, an owner or an admin. The text,
+/// reactions and attachments (their files too) are removed; the tombstone is returned.
+#[tracing::instrument(skip_all, fields(user_id = %session.user_id, room_id = id))]
+async fn delete_message(
+    State(state): State<AppState>,
+    session: AuthSession,
+    Path((id, message_id)): Path<(i64, i64)>,
+) -> Result<Json<Message>, ApiError> {
+    let change = Change::Delete {
+        room_id: RoomId::new(id),
+        message_id: MessageId::new(message_id),
+        actor: session.user_id,
+        at: clock::now_millis(),
+    };
+    let outcome = apply(&state, session.user_id, change).await?;
+    if let ChangeOutcome::Updated {
+        removed_uploads, ..
+    } = &outcome
+    {
+        crate::media::remove_files(&state, removed_uploads).await;
+    }
+    changed(outcome)
+}
+
+/// `PUT` (add) or `DELETE` (remove) `/api/rooms/{id}/messages/{message_id}/reactions/{emoji}`.
+#[tracing::instrument(skip_all, fields(user_id = %session.user_id, room_id = id))]
+async fn react(
+    state: AppState,
+    session: AuthSession,
+    (id, message_id, emoji): (i64, i64, String),
+    add: bool,
+) -> Result<Json<Message>, ApiError> {
+    // Only emoji we know (the same list the picker shows): no free text, no unbounded keys.
+    let emoji = emojis::get(&emoji)
+        .ok_or_else(|| ApiError::BadRequest("Reactions are single emoji.".into()))?
+        .as_str()
+        .to_owned();
+    let change = Change::React {
+        room_id: RoomId::new(id),
+        message_id: MessageId::new(message_id),
+        user: session.user_id,
+        emoji,
+        add,
+    };
+    changed(apply(&state, session.user_id, change).await?)
+}
+
+async fn add_reaction(
+    State(state): State<AppState>,
+    session: AuthSession,
+    Path(path): Path<(i64, i64, String)>,
+) -> Result<Json<Message>, ApiError> {
+    react(state, session, path, true).await
+}
+
+async fn remove_reaction(
+    State(state): State<AppState>,
+    session: AuthSession,
+    Path(path): Path<(i64, i64, String)>,
+) -> Result<Json<Message>, ApiError> {
+    react(state, session, path, false).await
 }
 
 #[tracing::instrument(skip_all, fields(user_id = %session.user_id))]

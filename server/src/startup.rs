@@ -19,7 +19,8 @@ use crate::auth::throttle::Throttle;
 use crate::auth::token::TokenKeys;
 use crate::clock;
 use crate::config::Config;
-use crate::realtime::hub::Hub;
+use crate::media::MediaStore;
+use crate::realtime::hub::{Cursor, Hub};
 use crate::realtime::writer::MessageWriter;
 use crate::state::{AppState, Origins};
 use crate::storage::{SqliteStorage, Storage};
@@ -42,6 +43,7 @@ impl Application {
             .await
             .with_context(|| format!("opening the database in {}", config.data_dir.display()))?;
         let tokens = TokenKeys::load_or_create(&config.data_dir)?;
+        let media = MediaStore::open(&config.data_dir).context("opening the media directory")?;
         let hasher = Hasher::new(
             config.limits.hash_concurrency,
             config.limits.hash_queue_timeout,
@@ -52,7 +54,13 @@ impl Application {
         let local_addr = listener.local_addr()?;
         let origins = Origins::new(config.public_url.as_ref(), local_addr);
         let storage: Arc<dyn Storage> = Arc::new(storage);
-        let hub = Arc::new(Hub::new(storage.read_room_seqs().await?));
+        let hub = Arc::new(Hub::new(
+            storage
+                .read_room_cursors()
+                .await?
+                .into_iter()
+                .map(|(room, seq, rev)| (room, Cursor { seq, rev })),
+        ));
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
         let writer = MessageWriter::spawn(storage.clone(), hub.clone(), &tasks, shutdown.clone());
@@ -65,6 +73,7 @@ impl Application {
             origins: Arc::new(origins),
             hub,
             writer,
+            media: Arc::new(media),
             shutdown,
             tasks,
         };
@@ -94,7 +103,7 @@ impl Application {
         } = self;
         let shutdown = state.shutdown.clone();
         let tasks = state.tasks.clone();
-        tasks.spawn(sweep_sessions(state.storage.clone(), shutdown.clone()));
+        tasks.spawn(sweep(state.clone(), shutdown.clone()));
         let app = crate::web::router(state);
         let listener = listener.tap_io(|tcp| {
             // Chat frames are small and latency-sensitive; Nagle would hold them back.
@@ -124,7 +133,9 @@ impl Application {
     }
 }
 
-async fn sweep_sessions(storage: Arc<dyn Storage>, shutdown: CancellationToken) {
+/// Housekeeping: ended sessions, and uploads no message used.
+async fn sweep(state: AppState, shutdown: CancellationToken) {
+    let storage = state.storage.clone();
     let mut every = tokio::time::interval(SESSION_SWEEP_EVERY);
     loop {
         tokio::select! {
@@ -137,6 +148,7 @@ async fn sweep_sessions(storage: Arc<dyn Storage>, shutdown: CancellationToken) 
             Ok(_) => {}
             Err(e) => tracing::warn!(error = ?e, "session sweep failed"),
         }
+        crate::media::sweep_unused(&state).await;
     }
 }
 

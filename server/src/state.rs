@@ -9,6 +9,7 @@ use crate::auth::password::Hasher;
 use crate::auth::throttle::Throttle;
 use crate::auth::token::TokenKeys;
 use crate::config::Config;
+use crate::media::MediaStore;
 use crate::realtime::hub::Hub;
 use crate::realtime::writer::MessageWriter;
 use crate::storage::Storage;
@@ -23,6 +24,8 @@ pub struct AppState {
     pub origins: Arc<Origins>,
     pub hub: Arc<Hub>,
     pub writer: MessageWriter,
+    /// Uploaded files on disk.
+    pub media: Arc<MediaStore>,
     /// Cancelled when the server stops: every WebSocket closes with 1001.
     pub shutdown: tokio_util::sync::CancellationToken,
     /// Every WebSocket and background task, so shutdown can wait for them.

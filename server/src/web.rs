@@ -28,6 +28,7 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .nest("/auth", crate::auth::routes())
         .merge(crate::rooms::routes())
+        .merge(crate::media::api_routes())
         .route("/health", get(health))
         .fallback(api_not_found)
         .layer(axum::extract::DefaultBodyLimit::max(
@@ -42,7 +43,8 @@ pub fn router(state: AppState) -> Router {
 
     let mut ws = Router::new()
         .route("/ws", get(crate::realtime::connection::upgrade))
-        .route("/emoji.json", get(crate::emoji::emoji_json));
+        .route("/emoji.json", get(crate::emoji::emoji_json))
+        .merge(crate::media::media_routes());
     if state.config.ws_echo {
         ws = ws.route("/ws/echo", get(crate::realtime::connection::echo));
     }
@@ -105,7 +107,8 @@ async fn api_not_found() -> ApiError {
 /// - `Origin`, when present, must be one of ours (browsers send it on every cross-origin and
 ///   on same-origin POSTs); failing that, `Referer`'s origin must be. `Sec-Fetch-Site:
 ///   cross-site` is refused too. Requests with none of these come from non-browser clients.
-/// - A body must be declared JSON (all but DELETE): an HTML form cannot send `application/json`, and a script
+/// - A POST body must be declared JSON or, for uploads, octet-stream: an HTML form cannot
+///   send either type, and a script
 ///   on another site cannot either without a CORS preflight, which we never grant.
 async fn csrf_guard(
     State(state): State<AppState>,
@@ -131,14 +134,21 @@ async fn csrf_guard(
         tracing::warn!(origin = ?text(header::ORIGIN), "cross-site request refused");
         return Err(ApiError::CrossSite);
     }
-    // DELETE carries no body (and cannot be sent cross-site without a preflight anyway).
-    if req.method() == Method::DELETE {
+    // Only POST can come from an HTML form; PUT, PATCH and DELETE cannot be sent cross-site
+    // without a CORS preflight, which we never grant. (Handlers still insist on JSON bodies.)
+    if req.method() != Method::POST {
         return Ok(next.run(req).await);
     }
-    let is_json = text(header::CONTENT_TYPE)
+    // Uploads are raw bytes declared `application/octet-stream`: no more a "simple" type than
+    // JSON, so a cross-site script still needs the preflight we never grant.
+    let is_ours = text(header::CONTENT_TYPE)
         .and_then(|ct| ct.split(';').next())
-        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"));
-    if !is_json {
+        .is_some_and(|mime| {
+            let mime = mime.trim();
+            mime.eq_ignore_ascii_case("application/json")
+                || mime.eq_ignore_ascii_case("application/octet-stream")
+        });
+    if !is_ours {
         return Err(ApiError::UnsupportedMediaType);
     }
     Ok(next.run(req).await)

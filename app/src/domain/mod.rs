@@ -40,7 +40,12 @@ pub enum DomainError {
     InvalidMessageBody,
     #[error("Client message ids are 1 to 64 characters of A-Z, a-z, 0-9, '-' and '_'.")]
     InvalidClientMessageId,
+    #[error("A message carries at most {max} attachments.", max = MAX_ATTACHMENTS)]
+    TooManyAttachments,
 }
+
+/// Most files one message may carry.
+pub const MAX_ATTACHMENTS: usize = 10;
 
 impl DomainError {
     pub fn code(&self) -> crate::error::ErrorCode {
@@ -53,6 +58,7 @@ impl DomainError {
             DomainError::InvalidTopic => ErrorCode::InvalidTopic,
             DomainError::InvalidMessageBody => ErrorCode::InvalidMessage,
             DomainError::InvalidClientMessageId => ErrorCode::InvalidClientId,
+            DomainError::TooManyAttachments => ErrorCode::InvalidMessage,
         }
     }
 }

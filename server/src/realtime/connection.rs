@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use app::api::User;
-use app::domain::{ClientMessageId, MessageBody, RoomId};
+use app::domain::RoomId;
 use app::error::ErrorCode;
 use app::protocol::{ClientFrame, Presence, ServerFrame, close_code};
 use axum::extract::State;
@@ -21,7 +21,7 @@ use axum::response::Response;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use super::hub::{ConnHandle, Outgoing, encode};
+use super::hub::{ConnHandle, Cursor, Outgoing, encode};
 use super::socket::{self, CatchUp, Flow, Handler};
 use super::writer::{Job, Reply};
 use crate::auth::AuthSession;
@@ -29,7 +29,7 @@ use crate::clock;
 use crate::error::ApiError;
 use crate::rooms::summary_of;
 use crate::state::AppState;
-use crate::storage::{NewMessage, Storage};
+use crate::storage::{Change, NewMessage, Storage, StorageError};
 
 /// Messages sent on resume at most; a larger gap gets the newest page and `limited`.
 pub const RESUME_MAX: i64 = 200;
@@ -167,33 +167,62 @@ struct Loader {
 }
 
 impl CatchUp for Loader {
-    async fn load(&mut self, room: RoomId, after: Option<i64>, upto: i64) -> Option<Utf8Bytes> {
-        let result = match after {
-            Some(after) if after <= upto && upto - after <= RESUME_MAX => self
-                .storage
-                .read_messages_between(room, after, upto, RESUME_MAX)
-                .await
-                .map(|m| (m, false)),
-            _ => self
-                .storage
-                .read_messages_before(room, Some(upto + 1), PAGE)
-                .await
-                .map(|m| {
-                    let older = m.first().is_some_and(|f| f.seq > 1);
-                    (m, older || after.is_some_and(|a| a < upto))
-                }),
-        };
-        match result {
-            Ok((messages, limited)) => Some(encode(&ServerFrame::Synced {
-                room_id: room,
-                messages,
-                limited,
-            })),
+    async fn load(
+        &mut self,
+        room: RoomId,
+        after: Option<Cursor>,
+        upto: Cursor,
+    ) -> Option<Utf8Bytes> {
+        match self.synced(room, after, upto).await {
+            Ok(frame) => Some(encode(&frame)),
             Err(e) => {
                 tracing::error!(error = ?e, room_id = %room, "catch-up failed");
                 None
             }
         }
+    }
+}
+
+impl Loader {
+    /// What the client misses between `after` and `upto`: the new messages, and the older ones
+    /// that changed. A gap over [`RESUME_MAX`] of either kind gets the newest page, `limited`.
+    async fn synced(
+        &self,
+        room: RoomId,
+        after: Option<Cursor>,
+        upto: Cursor,
+    ) -> Result<ServerFrame, StorageError> {
+        if let Some(after) = after.filter(|a| a.seq <= upto.seq && upto.seq - a.seq <= RESUME_MAX) {
+            let messages = self
+                .storage
+                .read_messages_between(room, after.seq, upto.seq, RESUME_MAX)
+                .await?;
+            let updated = self
+                .storage
+                .read_messages_changed(room, after.seq, after.rev, upto.rev, RESUME_MAX + 1)
+                .await?;
+            if updated.len() as i64 <= RESUME_MAX {
+                return Ok(ServerFrame::Synced {
+                    room_id: room,
+                    messages,
+                    updated,
+                    limited: false,
+                    last_rev: upto.rev,
+                });
+            }
+        }
+        let messages = self
+            .storage
+            .read_messages_before(room, Some(upto.seq + 1), PAGE)
+            .await?;
+        let older = messages.first().is_some_and(|f| f.seq > 1);
+        Ok(ServerFrame::Synced {
+            room_id: room,
+            messages,
+            updated: Vec::new(),
+            limited: older || after.is_some_and(|a| a.seq < upto.seq),
+            last_rev: upto.rev,
+        })
     }
 }
 
@@ -286,9 +315,15 @@ impl ChatHandler {
             rooms: memberships.into_iter().map(summary_of).collect(),
             presence,
         });
-        let cursors: HashMap<RoomId, i64> = resume
+        let cursors: HashMap<RoomId, Cursor> = resume
             .into_iter()
-            .map(|c| (c.room_id, c.last_seq))
+            .map(|c| {
+                let cursor = Cursor {
+                    seq: c.last_seq,
+                    rev: c.last_rev,
+                };
+                (c.room_id, cursor)
+            })
             .collect();
         for room in &rooms {
             state
@@ -326,16 +361,19 @@ impl ChatHandler {
         client_id: String,
         body: String,
         reply_to: Option<app::domain::MessageId>,
+        attachments: Vec<String>,
     ) -> Flow {
-        let client = match ClientMessageId::parse(&client_id) {
-            Ok(c) => c,
-            Err(e) => {
-                self.error(e.code(), &e.to_string(), Some(client_id));
-                return Flow::Continue;
-            }
-        };
-        let body = match MessageBody::parse(&body) {
-            Ok(b) => b,
+        let now = clock::now_millis();
+        let message = match NewMessage::parse(
+            room_id,
+            self.user.id,
+            &client_id,
+            &body,
+            reply_to,
+            attachments,
+            now,
+        ) {
+            Ok(m) => m,
             Err(e) => {
                 self.error(e.code(), &e.to_string(), Some(client_id));
                 return Flow::Continue;
@@ -350,14 +388,7 @@ impl ChatHandler {
             return Flow::Continue;
         }
         let job = Job {
-            message: NewMessage {
-                room_id,
-                sender_id: self.user.id,
-                client_id: client,
-                body,
-                created_at: clock::now_millis(),
-                reply_to,
-            },
+            change: Change::Append(message),
             reply: Reply::Conn(self.conn.clone()),
         };
         if self.state.writer.submit(job).await.is_err() {
@@ -409,7 +440,11 @@ impl Handler for ChatHandler {
                 client_id,
                 body,
                 reply_to,
-            } => self.send(room_id, client_id, body, reply_to).await,
+                attachments,
+            } => {
+                self.send(room_id, client_id, body, reply_to, attachments)
+                    .await
+            }
             ClientFrame::Typing { room_id, active } => {
                 if self.state.hub.is_subscribed(room_id, self.conn.id) {
                     let frame = ServerFrame::Typing {

@@ -1,9 +1,10 @@
 //! The hub: who is connected, which connection follows which room, and fan-out.
 //!
-//! Each room has a channel holding its newest published sequence number and its subscribers.
-//! Publishing a message and subscribing a connection both happen under the room's lock, which
-//! is what makes resume gapless and duplicate-free: a subscriber is handed a catch-up marker
-//! `(after, last_seq]` and is enqueued every later message, in order, in the same outbox.
+//! Each room has a channel holding its newest published position (sequence number of the newest
+//! message, revision of the newest change) and its subscribers. Publishing and subscribing a
+//! connection both happen under the room's lock, which is what makes resume gapless and
+//! duplicate-free: a subscriber is handed a catch-up marker `(after, upto]` and is enqueued
+//! every later message and change, in order, in the same outbox.
 //!
 //! Locks are std `Mutex`/`RwLock` held for map operations and `try_send`s only, never across
 //! an `.await`. Order when both are needed: `users` before a room's lock.
@@ -24,17 +25,24 @@ use tokio_util::sync::CancellationToken;
 
 pub type ConnId = u64;
 
+/// A position in a room: every message up to `seq`, every change up to `rev`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Cursor {
+    pub seq: i64,
+    pub rev: i64,
+}
+
 /// What a connection's writer task is asked to send.
 #[derive(Debug)]
 pub enum Outgoing {
     /// A serialized `ServerFrame`, possibly shared with other connections.
     Frame(Utf8Bytes),
-    /// Load and send the room's messages in `(after, upto]` as a `synced` frame; `after: None`
-    /// means the client holds nothing of the room yet.
+    /// Load and send the room's messages and changes in `(after, upto]` as a `synced` frame;
+    /// `after: None` means the client holds nothing of the room yet.
     CatchUp {
         room: RoomId,
-        after: Option<i64>,
-        upto: i64,
+        after: Option<Cursor>,
+        upto: Cursor,
     },
     /// A binary frame (only the test echo route sends these).
     Binary(bytes::Bytes),
@@ -149,7 +157,7 @@ impl ConnHandle {
 
 #[derive(Default)]
 struct RoomChannel {
-    last_seq: i64,
+    last: Cursor,
     subs: HashMap<ConnId, ConnHandle>,
 }
 
@@ -170,16 +178,16 @@ pub struct Hub {
 pub struct TooManyConnections;
 
 impl Hub {
-    /// Seeds the hub with every room's newest sequence number.
-    pub fn new(seqs: impl IntoIterator<Item = (RoomId, i64)>) -> Self {
+    /// Seeds the hub with every room's newest position.
+    pub fn new(cursors: impl IntoIterator<Item = (RoomId, Cursor)>) -> Self {
         let hub = Self::default();
         {
             let mut rooms = hub.rooms.write().unwrap_or_else(|p| p.into_inner());
-            for (room, last_seq) in seqs {
+            for (room, last) in cursors {
                 rooms.insert(
                     room,
                     Arc::new(Mutex::new(RoomChannel {
-                        last_seq,
+                        last,
                         subs: HashMap::new(),
                     })),
                 );
@@ -297,8 +305,8 @@ impl Hub {
     }
 
     /// Follows `room` on `conn`: queues the catch-up `(after, last published]` and every later
-    /// message, atomically with respect to publishing.
-    pub fn subscribe(&self, room: RoomId, conn: &ConnHandle, after: Option<i64>) {
+    /// message and change, atomically with respect to publishing.
+    pub fn subscribe(&self, room: RoomId, conn: &ConnHandle, after: Option<Cursor>) {
         {
             let mut users = self.users.lock().unwrap_or_else(|p| p.into_inner());
             match users
@@ -316,7 +324,7 @@ impl Hub {
         if conn.send(Outgoing::CatchUp {
             room,
             after,
-            upto: channel.last_seq,
+            upto: channel.last,
         }) {
             channel.subs.insert(conn.id, conn.clone());
         }
@@ -339,9 +347,18 @@ impl Hub {
 
     /// Fans out a stored message. Called in commit order by the single message writer.
     pub fn publish_message(&self, room: RoomId, seq: i64, frame: Utf8Bytes) {
+        self.publish(room, frame, |last| last.seq = last.seq.max(seq));
+    }
+
+    /// Fans out a change to a stored message (its `message_updated` frame), in commit order.
+    pub fn publish_update(&self, room: RoomId, rev: i64, frame: Utf8Bytes) {
+        self.publish(room, frame, |last| last.rev = last.rev.max(rev));
+    }
+
+    fn publish(&self, room: RoomId, frame: Utf8Bytes, advance: impl FnOnce(&mut Cursor)) {
         let channel = self.channel(room);
         let mut channel = channel.lock().unwrap_or_else(|p| p.into_inner());
-        channel.last_seq = channel.last_seq.max(seq);
+        advance(&mut channel.last);
         channel
             .subs
             .retain(|_, sub| sub.send(Outgoing::Frame(frame.clone())) || !sub.is_closing());
@@ -467,31 +484,44 @@ mod tests {
     #[test]
     fn a_subscriber_gets_a_catch_up_marker_then_every_later_message_in_order() {
         let room = RoomId::new(1);
-        let hub = Hub::new([(room, 5)]);
+        let hub = Hub::new([(room, Cursor { seq: 5, rev: 3 })]);
         let (c, mut rx) = conn(&hub, 1, 16);
-        hub.subscribe(room, &c, Some(2));
+        let after = Cursor { seq: 2, rev: 1 };
+        hub.subscribe(room, &c, Some(after));
         hub.publish_message(room, 6, "six".into());
+        hub.publish_update(room, 4, "edit".into());
         hub.publish_message(room, 7, "seven".into());
         assert!(matches!(
             rx.try_recv().unwrap(),
             Outgoing::CatchUp {
-                after: Some(2),
-                upto: 5,
+                after: Some(a),
+                upto: Cursor { seq: 5, rev: 3 },
+                ..
+            } if a == after
+        ));
+        for expected in ["six", "edit", "seven"] {
+            assert!(matches!(rx.try_recv().unwrap(), Outgoing::Frame(f) if f.as_str() == expected));
+        }
+        // A later subscriber's catch-up starts where the published stream is.
+        let (late, mut late_rx) = conn(&hub, 2, 16);
+        hub.subscribe(room, &late, None);
+        assert!(matches!(
+            late_rx.try_recv().unwrap(),
+            Outgoing::CatchUp {
+                upto: Cursor { seq: 7, rev: 4 },
                 ..
             }
         ));
-        assert!(matches!(rx.try_recv().unwrap(), Outgoing::Frame(f) if f.as_str() == "six"));
-        assert!(matches!(rx.try_recv().unwrap(), Outgoing::Frame(f) if f.as_str() == "seven"));
     }
 
     #[test]
     fn a_full_outbox_closes_that_connection_only() {
         let room = RoomId::new(1);
-        let hub = Hub::new([(room, 0)]);
+        let hub = Hub::new([(room, Cursor::default())]);
         let (slow, _slow_rx) = conn(&hub, 1, 2);
         let (fast, mut fast_rx) = conn(&hub, 2, 64);
-        hub.subscribe(room, &slow, Some(0));
-        hub.subscribe(room, &fast, Some(0));
+        hub.subscribe(room, &slow, Some(Cursor::default()));
+        hub.subscribe(room, &fast, Some(Cursor::default()));
         for seq in 1..=5 {
             hub.publish_message(room, seq, "m".into());
         }
@@ -509,7 +539,7 @@ mod tests {
 
     #[test]
     fn looking_up_made_up_rooms_creates_nothing() {
-        let hub = Hub::new([(RoomId::new(1), 0)]);
+        let hub = Hub::new([(RoomId::new(1), Cursor::default())]);
         for id in 2..1000 {
             assert!(!hub.is_subscribed(RoomId::new(id), 1));
             hub.broadcast(

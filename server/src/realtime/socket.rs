@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use app::domain::RoomId;
 
-use super::hub::{ConnHandle, Outgoing};
+use super::hub::{ConnHandle, Cursor, Outgoing};
 
 /// Heartbeat: ping every `every`; a peer silent for `dead_after` is dropped.
 #[derive(Debug, Clone, Copy)]
@@ -64,8 +64,8 @@ pub trait CatchUp: Send {
     fn load(
         &mut self,
         room: RoomId,
-        after: Option<i64>,
-        upto: i64,
+        after: Option<Cursor>,
+        upto: Cursor,
     ) -> impl Future<Output = Option<Utf8Bytes>> + Send;
 }
 
@@ -73,7 +73,7 @@ pub trait CatchUp: Send {
 pub struct NoCatchUp;
 
 impl CatchUp for NoCatchUp {
-    async fn load(&mut self, _: RoomId, _: Option<i64>, _: i64) -> Option<Utf8Bytes> {
+    async fn load(&mut self, _: RoomId, _: Option<Cursor>, _: Cursor) -> Option<Utf8Bytes> {
         None
     }
 }

@@ -1,14 +1,14 @@
-//! The message writer: one task that stores every message, in batches.
+//! The message writer: one task that stores every message and every change to one, in batches.
 //!
 //! Durability costs one fsync per transaction (`synchronous=FULL`). Sends that arrive while a
 //! transaction is being committed queue up and go into the next one together (group commit), so
 //! throughput is not capped at the disk's fsync rate while every acknowledgement still means
 //! "on disk". Being the only writer of messages also gives one order: the writer publishes to
-//! the hub in commit order, so every client sees a room's messages in `seq` order.
+//! the hub in commit order, so every client sees a room's messages in `seq` order and its
+//! changes (edits, deletions, reactions) in `rev` order.
 
 use std::sync::Arc;
 
-use app::api::Message;
 use app::error::ErrorCode;
 use app::protocol::ServerFrame;
 use tokio::sync::{mpsc, oneshot};
@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::hub::{ConnHandle, Hub, encode};
-use crate::storage::{AppendOutcome, NewMessage, Storage};
+use crate::storage::{Change, ChangeOutcome, Storage};
 
 /// Sends waiting for the writer. Bounded: when full, senders wait (back-pressure on their
 /// connection's reader) instead of growing memory.
@@ -29,11 +29,11 @@ pub enum Reply {
     /// A WebSocket connection: it gets `sent` or an `error` frame.
     Conn(ConnHandle),
     /// An HTTP request waiting for the outcome.
-    Http(oneshot::Sender<Result<AppendOutcome, ()>>),
+    Http(oneshot::Sender<Result<ChangeOutcome, ()>>),
 }
 
 pub struct Job {
-    pub message: NewMessage,
+    pub change: Change,
     pub reply: Reply,
 }
 
@@ -92,19 +92,28 @@ async fn run(
 }
 
 async fn commit(batch: &mut Vec<Job>, storage: &dyn Storage, hub: &Hub) {
-    let messages: Vec<NewMessage> = batch.iter().map(|j| j.message.clone()).collect();
-    match storage.append_messages(&messages).await {
+    let changes: Vec<Change> = batch.iter().map(|j| j.change.clone()).collect();
+    match storage.apply_changes(&changes).await {
         Ok(outcomes) => {
             for (job, outcome) in batch.drain(..).zip(outcomes) {
-                if let AppendOutcome::Stored(m) = &outcome {
-                    let frame = encode(&ServerFrame::Message { message: m.clone() });
-                    hub.publish_message(m.room_id, m.seq, frame);
+                match &outcome {
+                    ChangeOutcome::Stored(m) => {
+                        let frame = encode(&ServerFrame::Message { message: m.clone() });
+                        hub.publish_message(m.room_id, m.seq, frame);
+                    }
+                    ChangeOutcome::Updated { message, .. } => {
+                        let frame = encode(&ServerFrame::MessageUpdated {
+                            message: message.clone(),
+                        });
+                        hub.publish_update(message.room_id, message.rev, frame);
+                    }
+                    _ => {}
                 }
                 answer(job, Ok(outcome));
             }
         }
         Err(e) => {
-            tracing::error!(error = ?e, messages = batch.len(), "storing messages failed");
+            tracing::error!(error = ?e, changes = batch.len(), "storing changes failed");
             for job in batch.drain(..) {
                 answer(job, Err(()));
             }
@@ -112,39 +121,48 @@ async fn commit(batch: &mut Vec<Job>, storage: &dyn Storage, hub: &Hub) {
     }
 }
 
-fn answer(job: Job, outcome: Result<AppendOutcome, ()>) {
-    let client_id = job.message.client_id.as_str().to_owned();
-    match job.reply {
+fn answer(job: Job, outcome: Result<ChangeOutcome, ()>) {
+    let conn = match job.reply {
         Reply::Http(tx) => {
-            // The HTTP client may have gone away; the message is stored regardless.
+            // The HTTP client may have gone away; the change is stored regardless.
             tx.send(outcome).ok();
+            return;
         }
-        Reply::Conn(conn) => {
-            let frame = match outcome {
-                Ok(AppendOutcome::Stored(message) | AppendOutcome::Duplicate(message)) => {
-                    sent_frame(client_id, message)
-                }
-                Ok(AppendOutcome::NoSuchReplyTarget) => ServerFrame::Error {
-                    code: ErrorCode::NotFound,
-                    message: "The message you reply to is not in this room.".into(),
-                    client_id: Some(client_id),
-                },
-                Ok(AppendOutcome::NotMember) => ServerFrame::Error {
-                    code: ErrorCode::NotFound,
-                    message: "No such room, or you are not a member of it.".into(),
-                    client_id: Some(client_id),
-                },
-                Err(()) => ServerFrame::Error {
-                    code: ErrorCode::Internal,
-                    message: "The message was not stored; send it again.".into(),
-                    client_id: Some(client_id),
-                },
-            };
-            conn.send_frame(&frame);
+        Reply::Conn(conn) => conn,
+    };
+    // Only sends come from sockets.
+    let client_id = match &job.change {
+        Change::Append(m) => m.client_id.as_str().to_owned(),
+        _ => return,
+    };
+    let error = |code, message: &str| ServerFrame::Error {
+        code,
+        message: message.to_owned(),
+        client_id: Some(client_id.clone()),
+    };
+    let frame = match outcome {
+        Ok(ChangeOutcome::Stored(message) | ChangeOutcome::Duplicate(message)) => {
+            ServerFrame::Sent {
+                client_id: client_id.clone(),
+                message,
+            }
         }
-    }
-}
-
-fn sent_frame(client_id: String, message: Message) -> ServerFrame {
-    ServerFrame::Sent { client_id, message }
+        Ok(ChangeOutcome::NoSuchMessage) => error(
+            ErrorCode::NotFound,
+            "The message you reply to is not in this room.",
+        ),
+        Ok(ChangeOutcome::BadAttachment) => error(
+            ErrorCode::NotFound,
+            "An attachment is unknown or already used; upload it again.",
+        ),
+        Ok(_) => error(
+            ErrorCode::NotFound,
+            "No such room, or you are not a member of it.",
+        ),
+        Err(()) => error(
+            ErrorCode::Internal,
+            "The message was not stored; send it again.",
+        ),
+    };
+    conn.send_frame(&frame);
 }

@@ -8,10 +8,10 @@ mod sqlite;
 
 use std::net::IpAddr;
 
-use app::api::Message;
+use app::api::{Attachment, AttachmentKind, Message};
 use app::domain::{
-    ClientMessageId, DisplayName, MessageBody, Role, RoomId, RoomKind, RoomName, Topic, UserId,
-    Username, Visibility,
+    ClientMessageId, DisplayName, DomainError, MAX_ATTACHMENTS, MessageBody, MessageId, Role,
+    RoomId, RoomKind, RoomName, Topic, UserId, Username, Visibility,
 };
 use async_trait::async_trait;
 
@@ -105,24 +105,159 @@ pub struct NewMessage {
     pub room_id: RoomId,
     pub sender_id: UserId,
     pub client_id: ClientMessageId,
-    pub body: MessageBody,
+    /// Validated by the caller: a `MessageBody`, or empty when there are attachments.
+    pub body: String,
     pub created_at: i64,
     /// The message this one replies to (must be in the same room).
-    pub reply_to: Option<app::domain::MessageId>,
+    pub reply_to: Option<MessageId>,
+    /// Upload ids: the sender's own, not used by another message yet.
+    pub attachments: Vec<String>,
 }
 
-/// What became of one message of a batch.
+impl NewMessage {
+    /// Checks what a client sent: a valid client id, and a valid text, which may be empty
+    /// (only spaces) when there are attachments, of which there are at most
+    /// [`MAX_ATTACHMENTS`].
+    pub fn parse(
+        room_id: RoomId,
+        sender_id: UserId,
+        client_id: &str,
+        body: &str,
+        reply_to: Option<MessageId>,
+        attachments: Vec<String>,
+        created_at: i64,
+    ) -> Result<Self, DomainError> {
+        let client_id = ClientMessageId::parse(client_id)?;
+        if attachments.len() > MAX_ATTACHMENTS {
+            return Err(DomainError::TooManyAttachments);
+        }
+        let body = if !attachments.is_empty() && body.trim().is_empty() {
+            String::new()
+        } else {
+            MessageBody::parse(body)?.into()
+        };
+        Ok(Self {
+            room_id,
+            sender_id,
+            client_id,
+            body,
+            created_at,
+            reply_to,
+            attachments,
+        })
+    }
+}
+
+/// A change to the messages of a room. All of them go through the one message writer, which
+/// numbers them (`seq` for new messages, `rev` for changes to existing ones) in commit order.
 #[derive(Debug, Clone)]
-pub enum AppendOutcome {
-    /// Stored now, with the next sequence number of its room.
+pub enum Change {
+    Append(NewMessage),
+    /// The author replaces the text.
+    Edit {
+        room_id: RoomId,
+        message_id: MessageId,
+        editor: UserId,
+        body: MessageBody,
+        at: i64,
+    },
+    /// The author, or an owner or admin of the room, deletes a message: text, attachments and
+    /// reactions are removed from storage; a tombstone keeps the message's place.
+    Delete {
+        room_id: RoomId,
+        message_id: MessageId,
+        actor: UserId,
+        at: i64,
+    },
+    /// A member adds (or removes) their reaction.
+    React {
+        room_id: RoomId,
+        message_id: MessageId,
+        user: UserId,
+        emoji: String,
+        add: bool,
+    },
+}
+
+impl Change {
+    pub fn room_id(&self) -> RoomId {
+        match self {
+            Change::Append(m) => m.room_id,
+            Change::Edit { room_id, .. }
+            | Change::Delete { room_id, .. }
+            | Change::React { room_id, .. } => *room_id,
+        }
+    }
+}
+
+/// What became of one change of a batch.
+#[derive(Debug, Clone)]
+pub enum ChangeOutcome {
+    /// A new message, stored now with the next sequence number of its room.
     Stored(Message),
     /// The sender had already stored this client id: here is the original.
     Duplicate(Message),
-    /// The sender is not a member of the room (any more).
+    /// An existing message changed, with the next revision of its room. `removed_uploads` are
+    /// the ids of uploads whose files must now be removed (a deletion).
+    Updated {
+        message: Message,
+        removed_uploads: Vec<String>,
+    },
+    /// Nothing to change (the reaction was already there, the message already deleted...).
+    Unchanged(Message),
+    /// The user is not a member of the room (any more).
     NotMember,
-    /// `reply_to` names no message of that room.
-    NoSuchReplyTarget,
+    /// `reply_to`, or the message to change, is not a message of that room.
+    NoSuchMessage,
+    /// A member, but not allowed to (someone else's message).
+    Forbidden,
+    /// The message is deleted: it cannot be edited or reacted to.
+    Gone,
+    /// The message has as many different reactions as allowed.
+    TooManyReactions,
+    /// An attachment id is unknown, someone else's, or already used.
+    BadAttachment,
 }
+
+/// An uploaded file.
+#[derive(Debug, Clone)]
+pub struct UploadRecord {
+    pub id: String,
+    pub owner_id: UserId,
+    /// Set once a message uses it.
+    pub message_id: Option<MessageId>,
+    pub room_id: Option<RoomId>,
+    pub name: String,
+    pub content_type: String,
+    pub kind: AttachmentKind,
+    pub size: i64,
+    /// Bytes on disk with the thumbnail: what counts against the owner's quota.
+    pub stored_size: i64,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub created_at: i64,
+}
+
+impl UploadRecord {
+    /// As messages and `POST /api/uploads` show it.
+    pub fn attachment(&self) -> Attachment {
+        let image = self.kind == AttachmentKind::Image;
+        Attachment {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            content_type: self.content_type.clone(),
+            size: self.size,
+            kind: self.kind,
+            width: self.width,
+            height: self.height,
+            url: format!("/media/{}", self.id),
+            thumb_url: image.then(|| format!("/media/{}/thumb", self.id)),
+        }
+    }
+}
+
+/// Most different emoji on one message.
+pub const MAX_REACTION_EMOJI: usize = 20;
 
 #[async_trait]
 pub trait Storage: Send + Sync + 'static {
@@ -191,8 +326,8 @@ pub trait Storage: Send + Sync + 'static {
         now: i64,
     ) -> Result<bool, StorageError>;
     async fn read_room(&self, id: RoomId) -> Result<Option<RoomRecord>, StorageError>;
-    /// Every room's id and newest sequence number (to seed the real-time hub).
-    async fn read_room_seqs(&self) -> Result<Vec<(RoomId, i64)>, StorageError>;
+    /// Every room's id, newest sequence number and revision (to seed the real-time hub).
+    async fn read_room_cursors(&self) -> Result<Vec<(RoomId, i64, i64)>, StorageError>;
     async fn read_role(&self, room: RoomId, user: UserId) -> Result<Option<Role>, StorageError>;
     /// The user's rooms and DMs, or just `only` among them.
     async fn read_memberships(
@@ -222,13 +357,20 @@ pub trait Storage: Send + Sync + 'static {
     async fn delete_member(&self, room: RoomId, user: UserId) -> Result<bool, StorageError>;
 
     // --- messages ---
-    /// Stores a batch in ONE transaction (one fsync for all: group commit). Each message gets
-    /// the next sequence number of its room, unless its (sender, client id) exists already or
-    /// its sender is not a member. Outcomes are in the order of `batch`.
-    async fn append_messages(
+    /// Applies a batch in ONE transaction (one fsync for all: group commit). Each new message
+    /// gets the next sequence number of its room, each change to an existing message the next
+    /// revision, unless refused (see [`ChangeOutcome`]). Outcomes are in the order of `batch`.
+    async fn apply_changes(&self, batch: &[Change]) -> Result<Vec<ChangeOutcome>, StorageError>;
+    /// Messages with `seq <= upto_seq` whose last change has `after_rev < rev <= upto_rev`,
+    /// in `rev` order, at most `limit`.
+    async fn read_messages_changed(
         &self,
-        batch: &[NewMessage],
-    ) -> Result<Vec<AppendOutcome>, StorageError>;
+        room: RoomId,
+        upto_seq: i64,
+        after_rev: i64,
+        upto_rev: i64,
+        limit: i64,
+    ) -> Result<Vec<Message>, StorageError>;
     /// Messages with `after < seq <= upto`, ascending, at most `limit`.
     async fn read_messages_between(
         &self,
@@ -244,4 +386,14 @@ pub trait Storage: Send + Sync + 'static {
         before: Option<i64>,
         limit: i64,
     ) -> Result<Vec<Message>, StorageError>;
+
+    // --- uploads ---
+    /// Stores the record unless the owner's uploads would then take more than `quota` bytes
+    /// (`false`).
+    async fn create_upload(&self, upload: &UploadRecord, quota: i64) -> Result<bool, StorageError>;
+    async fn read_upload(&self, id: &str) -> Result<Option<UploadRecord>, StorageError>;
+    /// Bytes the user's uploads take (what the quota counts).
+    async fn read_upload_usage(&self, owner: UserId) -> Result<i64, StorageError>;
+    /// Removes uploads created before `before` that no message uses; returns their ids.
+    async fn delete_unused_uploads(&self, before: i64) -> Result<Vec<String>, StorageError>;
 }

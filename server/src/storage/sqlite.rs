@@ -7,18 +7,19 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use app::api::{Message, ReplyRef};
+use app::api::{Attachment, AttachmentKind, Message, Reaction, ReplyRef};
 use app::domain::{
     ClientMessageId, DisplayName, MessageBody, MessageId, Role, RoomId, RoomKind, RoomName, Topic,
     UserId, Username, Visibility,
 };
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{FromRow, SqlitePool};
+use sqlx::{FromRow, SqliteConnection, SqlitePool};
 
 use super::{
-    AppendOutcome, MemberRecord, MembershipRecord, NewMessage, NewRoom, NewSession, NewUser,
-    PublicRoomRecord, RoomRecord, Storage, StorageError, UserRecord,
+    Change, ChangeOutcome, MAX_REACTION_EMOJI, MemberRecord, MembershipRecord, NewMessage, NewRoom,
+    NewSession, NewUser, PublicRoomRecord, RoomRecord, Storage, StorageError, UploadRecord,
+    UserRecord,
 };
 
 #[derive(Clone)]
@@ -118,10 +119,16 @@ struct MessageRow {
     client_id: String,
     body: String,
     created_at: i64,
+    rev: i64,
+    edited_at: Option<i64>,
+    deleted_at: Option<i64>,
+    reactions: Option<String>,
+    attachments: Option<String>,
     reply_id: Option<i64>,
     reply_seq: Option<i64>,
     reply_sender_id: Option<i64>,
     reply_excerpt: Option<String>,
+    reply_deleted_at: Option<i64>,
 }
 
 /// Message columns, with the quoted message (if any) joined in: `FROM messages m LEFT JOIN
@@ -129,8 +136,9 @@ struct MessageRow {
 macro_rules! message_columns {
     () => {
         "m.id, m.room_id, m.seq, m.sender_id, m.client_id, m.body, m.created_at,
+         m.rev, m.edited_at, m.deleted_at, m.reactions, m.attachments,
          r.id AS reply_id, r.seq AS reply_seq, r.sender_id AS reply_sender_id,
-         substr(r.body, 1, 160) AS reply_excerpt"
+         substr(r.body, 1, 160) AS reply_excerpt, r.deleted_at AS reply_deleted_at"
     };
 }
 
@@ -138,6 +146,22 @@ macro_rules! message_from {
     () => {
         " FROM messages m LEFT JOIN messages r ON r.id = m.reply_to "
     };
+}
+
+fn from_json<T: serde::de::DeserializeOwned + Default>(
+    json: Option<&str>,
+) -> Result<T, StorageError> {
+    json.map_or(Ok(T::default()), |j| {
+        serde_json::from_str(j).map_err(corrupt)
+    })
+}
+
+/// `NULL` for an empty list, so untouched messages carry nothing.
+fn to_json<T: serde::Serialize>(list: &[T]) -> Result<Option<String>, StorageError> {
+    if list.is_empty() {
+        return Ok(None);
+    }
+    serde_json::to_string(list).map(Some).map_err(corrupt)
 }
 
 impl TryFrom<MessageRow> for Message {
@@ -150,19 +174,338 @@ impl TryFrom<MessageRow> for Message {
             seq: row.seq,
             sender_id: UserId::new(row.sender_id),
             client_id: ClientMessageId::parse(&row.client_id).map_err(corrupt)?,
-            body: MessageBody::parse(&row.body).map_err(corrupt)?,
+            body: row.body,
             created_at: row.created_at,
+            rev: row.rev,
+            edited_at: row.edited_at,
+            deleted: row.deleted_at.is_some(),
             reply_to: match (row.reply_id, row.reply_seq, row.reply_sender_id) {
                 (Some(id), Some(seq), Some(sender)) => Some(ReplyRef {
                     id: MessageId::new(id),
                     seq,
                     sender_id: UserId::new(sender),
                     excerpt: row.reply_excerpt.unwrap_or_default(),
+                    deleted: row.reply_deleted_at.is_some(),
                 }),
                 _ => None,
             },
+            attachments: from_json(row.attachments.as_deref())?,
+            reactions: from_json(row.reactions.as_deref())?,
         })
     }
+}
+
+#[derive(FromRow)]
+struct UploadRow {
+    id: String,
+    owner_id: i64,
+    message_id: Option<i64>,
+    room_id: Option<i64>,
+    name: String,
+    content_type: String,
+    kind: String,
+    size: i64,
+    stored_size: i64,
+    width: Option<i64>,
+    height: Option<i64>,
+    created_at: i64,
+}
+
+macro_rules! upload_columns {
+    () => {
+        "id, owner_id, message_id, room_id, name, content_type, kind, size, stored_size, width,
+         height, created_at"
+    };
+}
+
+impl TryFrom<UploadRow> for UploadRecord {
+    type Error = StorageError;
+
+    fn try_from(row: UploadRow) -> Result<Self, Self::Error> {
+        let dim = |v: Option<i64>| v.map(u32::try_from).transpose().map_err(corrupt);
+        Ok(UploadRecord {
+            id: row.id,
+            owner_id: UserId::new(row.owner_id),
+            message_id: row.message_id.map(MessageId::new),
+            room_id: row.room_id.map(RoomId::new),
+            name: row.name,
+            content_type: row.content_type,
+            kind: match row.kind.as_str() {
+                "image" => AttachmentKind::Image,
+                "file" => AttachmentKind::File,
+                other => return Err(corrupt(format!("upload kind {other}"))),
+            },
+            size: row.size,
+            stored_size: row.stored_size,
+            width: dim(row.width)?,
+            height: dim(row.height)?,
+            created_at: row.created_at,
+        })
+    }
+}
+
+async fn read_message(
+    conn: &mut SqliteConnection,
+    room: RoomId,
+    id: MessageId,
+) -> Result<Option<MessageRow>, StorageError> {
+    Ok(sqlx::query_as(concat!(
+        "SELECT ",
+        message_columns!(),
+        message_from!(),
+        "WHERE m.id = ? AND m.room_id = ?"
+    ))
+    .bind(id.get())
+    .bind(room.get())
+    .fetch_optional(conn)
+    .await?)
+}
+
+async fn read_role_in(
+    conn: &mut SqliteConnection,
+    room: RoomId,
+    user: UserId,
+) -> Result<Option<Role>, StorageError> {
+    let role: Option<String> =
+        sqlx::query_scalar("SELECT role FROM members WHERE room_id = ? AND user_id = ?")
+            .bind(room.get())
+            .bind(user.get())
+            .fetch_optional(conn)
+            .await?;
+    role.as_deref().map(parse_role).transpose()
+}
+
+/// The room's next revision, taken.
+async fn next_rev(conn: &mut SqliteConnection, room: RoomId) -> Result<i64, StorageError> {
+    Ok(sqlx::query_scalar(
+        "UPDATE rooms SET last_rev = last_rev + 1 WHERE id = ? RETURNING last_rev",
+    )
+    .bind(room.get())
+    .fetch_one(conn)
+    .await?)
+}
+
+/// The state of a message after a change, re-read so it is exactly what history shows.
+async fn changed(
+    conn: &mut SqliteConnection,
+    room: RoomId,
+    id: MessageId,
+) -> Result<Message, StorageError> {
+    read_message(conn, room, id)
+        .await?
+        .ok_or_else(|| corrupt("changed message vanished"))?
+        .try_into()
+}
+
+async fn append(
+    conn: &mut SqliteConnection,
+    new: &NewMessage,
+) -> Result<ChangeOutcome, StorageError> {
+    let existing: Option<MessageRow> = sqlx::query_as(concat!(
+        "SELECT ",
+        message_columns!(),
+        message_from!(),
+        "WHERE m.sender_id = ? AND m.client_id = ?"
+    ))
+    .bind(new.sender_id.get())
+    .bind(new.client_id.as_str())
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(row) = existing {
+        return Ok(ChangeOutcome::Duplicate(row.try_into()?));
+    }
+    if read_role_in(conn, new.room_id, new.sender_id)
+        .await?
+        .is_none()
+    {
+        return Ok(ChangeOutcome::NotMember);
+    }
+    if let Some(quoted) = new.reply_to
+        && read_message(conn, new.room_id, quoted).await?.is_none()
+    {
+        return Ok(ChangeOutcome::NoSuchMessage);
+    }
+    let mut attachments = Vec::with_capacity(new.attachments.len());
+    for id in &new.attachments {
+        let row: Option<UploadRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            upload_columns!(),
+            " FROM uploads WHERE id = ? AND owner_id = ? AND message_id IS NULL"
+        ))
+        .bind(id)
+        .bind(new.sender_id.get())
+        .fetch_optional(&mut *conn)
+        .await?;
+        match row {
+            Some(row) if !attachments.iter().any(|a: &Attachment| &a.id == id) => {
+                attachments.push(UploadRecord::try_from(row)?.attachment());
+            }
+            _ => return Ok(ChangeOutcome::BadAttachment),
+        }
+    }
+    let seq: i64 = sqlx::query_scalar(
+        "UPDATE rooms SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq",
+    )
+    .bind(new.room_id.get())
+    .fetch_one(&mut *conn)
+    .await?;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO messages (room_id, seq, sender_id, client_id, body, created_at, reply_to,
+                               attachments)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+         RETURNING id",
+    )
+    .bind(new.room_id.get())
+    .bind(seq)
+    .bind(new.sender_id.get())
+    .bind(new.client_id.as_str())
+    .bind(&new.body)
+    .bind(new.created_at)
+    .bind(new.reply_to.map(MessageId::get))
+    .bind(to_json(&attachments)?)
+    .fetch_one(&mut *conn)
+    .await?;
+    for a in &attachments {
+        sqlx::query("UPDATE uploads SET message_id = ?, room_id = ? WHERE id = ?")
+            .bind(id)
+            .bind(new.room_id.get())
+            .bind(&a.id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(ChangeOutcome::Stored(
+        changed(conn, new.room_id, MessageId::new(id)).await?,
+    ))
+}
+
+async fn edit(
+    conn: &mut SqliteConnection,
+    room: RoomId,
+    id: MessageId,
+    editor: UserId,
+    body: &MessageBody,
+    at: i64,
+) -> Result<ChangeOutcome, StorageError> {
+    if read_role_in(conn, room, editor).await?.is_none() {
+        return Ok(ChangeOutcome::NotMember);
+    }
+    let Some(row) = read_message(conn, room, id).await? else {
+        return Ok(ChangeOutcome::NoSuchMessage);
+    };
+    if row.sender_id != editor.get() {
+        return Ok(ChangeOutcome::Forbidden);
+    }
+    if row.deleted_at.is_some() {
+        return Ok(ChangeOutcome::Gone);
+    }
+    if row.body == body.as_str() {
+        return Ok(ChangeOutcome::Unchanged(row.try_into()?));
+    }
+    let rev = next_rev(conn, room).await?;
+    sqlx::query("UPDATE messages SET body = ?, edited_at = ?, rev = ? WHERE id = ?")
+        .bind(body.as_str())
+        .bind(at)
+        .bind(rev)
+        .bind(id.get())
+        .execute(&mut *conn)
+        .await?;
+    Ok(ChangeOutcome::Updated {
+        message: changed(conn, room, id).await?,
+        removed_uploads: Vec::new(),
+    })
+}
+
+async fn delete(
+    conn: &mut SqliteConnection,
+    room: RoomId,
+    id: MessageId,
+    actor: UserId,
+    at: i64,
+) -> Result<ChangeOutcome, StorageError> {
+    let Some(role) = read_role_in(conn, room, actor).await? else {
+        return Ok(ChangeOutcome::NotMember);
+    };
+    let Some(row) = read_message(conn, room, id).await? else {
+        return Ok(ChangeOutcome::NoSuchMessage);
+    };
+    if row.sender_id != actor.get() && !matches!(role, Role::Owner | Role::Admin) {
+        return Ok(ChangeOutcome::Forbidden);
+    }
+    if row.deleted_at.is_some() {
+        return Ok(ChangeOutcome::Unchanged(row.try_into()?));
+    }
+    let rev = next_rev(conn, room).await?;
+    sqlx::query(
+        "UPDATE messages
+         SET body = '', deleted_at = ?, rev = ?, reactions = NULL, attachments = NULL
+         WHERE id = ?",
+    )
+    .bind(at)
+    .bind(rev)
+    .bind(id.get())
+    .execute(&mut *conn)
+    .await?;
+    let removed_uploads: Vec<String> =
+        sqlx::query_scalar("DELETE FROM uploads WHERE message_id = ? RETURNING id")
+            .bind(id.get())
+            .fetch_all(&mut *conn)
+            .await?;
+    Ok(ChangeOutcome::Updated {
+        message: changed(conn, room, id).await?,
+        removed_uploads,
+    })
+}
+
+async fn react(
+    conn: &mut SqliteConnection,
+    room: RoomId,
+    id: MessageId,
+    user: UserId,
+    emoji: &str,
+    add: bool,
+) -> Result<ChangeOutcome, StorageError> {
+    if read_role_in(conn, room, user).await?.is_none() {
+        return Ok(ChangeOutcome::NotMember);
+    }
+    let Some(row) = read_message(conn, room, id).await? else {
+        return Ok(ChangeOutcome::NoSuchMessage);
+    };
+    if row.deleted_at.is_some() {
+        return Ok(ChangeOutcome::Gone);
+    }
+    let mut reactions: Vec<Reaction> = from_json(row.reactions.as_deref())?;
+    let at = reactions.iter().position(|r| r.emoji == emoji);
+    let mine = at.is_some_and(|i| reactions[i].users.contains(&user));
+    match (add, at) {
+        (true, _) if mine => return Ok(ChangeOutcome::Unchanged(row.try_into()?)),
+        (false, _) if !mine => return Ok(ChangeOutcome::Unchanged(row.try_into()?)),
+        (true, Some(i)) => reactions[i].users.push(user),
+        (true, None) if reactions.len() >= MAX_REACTION_EMOJI => {
+            return Ok(ChangeOutcome::TooManyReactions);
+        }
+        (true, None) => reactions.push(Reaction {
+            emoji: emoji.to_owned(),
+            users: vec![user],
+        }),
+        (false, Some(i)) => {
+            reactions[i].users.retain(|u| *u != user);
+            if reactions[i].users.is_empty() {
+                reactions.remove(i);
+            }
+        }
+        (false, None) => return Ok(ChangeOutcome::Unchanged(row.try_into()?)),
+    }
+    let rev = next_rev(conn, room).await?;
+    sqlx::query("UPDATE messages SET reactions = ?, rev = ? WHERE id = ?")
+        .bind(to_json(&reactions)?)
+        .bind(rev)
+        .bind(id.get())
+        .execute(&mut *conn)
+        .await?;
+    Ok(ChangeOutcome::Updated {
+        message: changed(conn, room, id).await?,
+        removed_uploads: Vec::new(),
+    })
 }
 
 impl SqliteStorage {
@@ -174,6 +517,9 @@ impl SqliteStorage {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
+            // Deleted messages must be gone from the file, not just unlinked: freed space is
+            // overwritten with zeros.
+            .pragma("secure_delete", "ON")
             .busy_timeout(Duration::from_secs(5));
         Self::with_options(options, 8).await
     }
@@ -517,13 +863,13 @@ impl Storage for SqliteStorage {
         row.map(TryInto::try_into).transpose()
     }
 
-    async fn read_room_seqs(&self) -> Result<Vec<(RoomId, i64)>, StorageError> {
-        let rows: Vec<(i64, i64)> = sqlx::query_as("SELECT id, last_seq FROM rooms")
+    async fn read_room_cursors(&self) -> Result<Vec<(RoomId, i64, i64)>, StorageError> {
+        let rows: Vec<(i64, i64, i64)> = sqlx::query_as("SELECT id, last_seq, last_rev FROM rooms")
             .fetch_all(&self.pool)
             .await?;
         Ok(rows
             .into_iter()
-            .map(|(id, seq)| (RoomId::new(id), seq))
+            .map(|(id, seq, rev)| (RoomId::new(id), seq, rev))
             .collect())
     }
 
@@ -722,84 +1068,66 @@ impl Storage for SqliteStorage {
     }
 
     #[tracing::instrument(skip_all, fields(batch = batch.len()))]
-    async fn append_messages(
-        &self,
-        batch: &[NewMessage],
-    ) -> Result<Vec<AppendOutcome>, StorageError> {
+    async fn apply_changes(&self, batch: &[Change]) -> Result<Vec<ChangeOutcome>, StorageError> {
         // IMMEDIATE: take the write lock up front, so the reads below cannot be invalidated by
         // another writer (a deferred transaction would fail with SQLITE_BUSY_SNAPSHOT).
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let mut outcomes = Vec::with_capacity(batch.len());
-        for new in batch {
-            let existing: Option<MessageRow> = sqlx::query_as(concat!(
-                "SELECT ",
-                message_columns!(),
-                message_from!(),
-                "WHERE m.sender_id = ? AND m.client_id = ?"
-            ))
-            .bind(new.sender_id.get())
-            .bind(new.client_id.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(row) = existing {
-                outcomes.push(AppendOutcome::Duplicate(row.try_into()?));
-                continue;
-            }
-            let member: Option<i64> =
-                sqlx::query_scalar("SELECT 1 FROM members WHERE room_id = ? AND user_id = ?")
-                    .bind(new.room_id.get())
-                    .bind(new.sender_id.get())
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            if member.is_none() {
-                outcomes.push(AppendOutcome::NotMember);
-                continue;
-            }
-            if let Some(quoted) = new.reply_to {
-                let same_room: Option<i64> =
-                    sqlx::query_scalar("SELECT 1 FROM messages WHERE id = ? AND room_id = ?")
-                        .bind(quoted.get())
-                        .bind(new.room_id.get())
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                if same_room.is_none() {
-                    outcomes.push(AppendOutcome::NoSuchReplyTarget);
-                    continue;
-                }
-            }
-            let seq: i64 = sqlx::query_scalar(
-                "UPDATE rooms SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq",
-            )
-            .bind(new.room_id.get())
-            .fetch_one(&mut *tx)
-            .await?;
-            let id: i64 = sqlx::query_scalar(
-                "INSERT INTO messages (room_id, seq, sender_id, client_id, body, created_at, reply_to)
-                 VALUES (?, ?, ?, ?, ?, ?, ?)
-                 RETURNING id",
-            )
-            .bind(new.room_id.get())
-            .bind(seq)
-            .bind(new.sender_id.get())
-            .bind(new.client_id.as_str())
-            .bind(new.body.as_str())
-            .bind(new.created_at)
-            .bind(new.reply_to.map(MessageId::get))
-            .fetch_one(&mut *tx)
-            .await?;
-            let row: MessageRow = sqlx::query_as(concat!(
-                "SELECT ",
-                message_columns!(),
-                message_from!(),
-                "WHERE m.id = ?"
-            ))
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
-            outcomes.push(AppendOutcome::Stored(row.try_into()?));
+        for change in batch {
+            let outcome = match change {
+                Change::Append(new) => append(&mut tx, new).await?,
+                Change::Edit {
+                    room_id,
+                    message_id,
+                    editor,
+                    body,
+                    at,
+                } => edit(&mut tx, *room_id, *message_id, *editor, body, *at).await?,
+                Change::Delete {
+                    room_id,
+                    message_id,
+                    actor,
+                    at,
+                } => delete(&mut tx, *room_id, *message_id, *actor, *at).await?,
+                Change::React {
+                    room_id,
+                    message_id,
+                    user,
+                    emoji,
+                    add,
+                } => react(&mut tx, *room_id, *message_id, *user, emoji, *add).await?,
+            };
+            outcomes.push(outcome);
         }
         tx.commit().await?;
         Ok(outcomes)
+    }
+
+    #[tracing::instrument(skip_all, fields(room_id = %room))]
+    async fn read_messages_changed(
+        &self,
+        room: RoomId,
+        upto_seq: i64,
+        after_rev: i64,
+        upto_rev: i64,
+        limit: i64,
+    ) -> Result<Vec<Message>, StorageError> {
+        // `m.rev > 0` lets SQLite use the partial index `messages_by_rev`.
+        let rows: Vec<MessageRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            message_columns!(),
+            message_from!(),
+            "WHERE m.room_id = ? AND m.rev > 0 AND m.rev > ? AND m.rev <= ? AND m.seq <= ?
+             ORDER BY m.rev LIMIT ?"
+        ))
+        .bind(room.get())
+        .bind(after_rev)
+        .bind(upto_rev)
+        .bind(upto_seq)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(TryInto::try_into).collect()
     }
 
     #[tracing::instrument(skip_all, fields(room_id = %room))]
@@ -845,6 +1173,72 @@ impl Storage for SqliteStorage {
         .await?;
         rows.reverse();
         rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    #[tracing::instrument(skip_all, fields(user_id = %upload.owner_id))]
+    async fn create_upload(&self, upload: &UploadRecord, quota: i64) -> Result<bool, StorageError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let used: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(SUM(stored_size), 0) FROM uploads WHERE owner_id = ?",
+        )
+        .bind(upload.owner_id.get())
+        .fetch_one(&mut *tx)
+        .await?;
+        if used.saturating_add(upload.stored_size) > quota {
+            return Ok(false);
+        }
+        sqlx::query(concat!(
+            "INSERT INTO uploads (",
+            upload_columns!(),
+            ") VALUES (?, ?, NULL, NULL, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ))
+        .bind(&upload.id)
+        .bind(upload.owner_id.get())
+        .bind(&upload.name)
+        .bind(&upload.content_type)
+        .bind(match upload.kind {
+            AttachmentKind::Image => "image",
+            AttachmentKind::File => "file",
+        })
+        .bind(upload.size)
+        .bind(upload.stored_size)
+        .bind(upload.width.map(i64::from))
+        .bind(upload.height.map(i64::from))
+        .bind(upload.created_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn read_upload(&self, id: &str) -> Result<Option<UploadRecord>, StorageError> {
+        let row: Option<UploadRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            upload_columns!(),
+            " FROM uploads WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(TryInto::try_into).transpose()
+    }
+
+    async fn read_upload_usage(&self, owner: UserId) -> Result<i64, StorageError> {
+        Ok(sqlx::query_scalar(
+            "SELECT COALESCE(SUM(stored_size), 0) FROM uploads WHERE owner_id = ?",
+        )
+        .bind(owner.get())
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    async fn delete_unused_uploads(&self, before: i64) -> Result<Vec<String>, StorageError> {
+        Ok(sqlx::query_scalar(
+            "DELETE FROM uploads WHERE message_id IS NULL AND created_at < ? RETURNING id",
+        )
+        .bind(before)
+        .fetch_all(&self.pool)
+        .await?)
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod changes;
 mod csrf;
 mod login;
 mod realtime;
@@ -12,3 +13,4 @@ mod signup;
 mod site;
 mod throttle;
 mod tokens;
+mod uploads;
