@@ -166,3 +166,56 @@ async fn an_explicit_public_url_is_the_only_trusted_origin() {
         StatusCode::CREATED
     );
 }
+
+#[tokio::test]
+async fn another_site_cannot_upload_or_delete_with_the_visitors_cookie() {
+    let app = spawn_app().await;
+    let tab = browser();
+    let token = app.signup_ok(&tab, "alice").await;
+    let room = app.create_room(&token, "general", "public").await;
+    let msg: serde_json::Value = app
+        .post_message(&token, room, "a1", "keep me")
+        .await
+        .json()
+        .await
+        .unwrap();
+    // A form can post text/plain or multipart with the cookie attached: refused whatever the origin.
+    for ct in ["text/plain", "multipart/form-data; boundary=x"] {
+        let resp = tab
+            .post(app.url("/api/uploads?name=x.txt"))
+            .header("content-type", ct)
+            .body("hello")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "{ct}");
+    }
+    let resp = tab
+        .post(app.url("/api/uploads?name=x.txt"))
+        .header("content-type", "application/octet-stream")
+        .header("Origin", "https://evil.example")
+        .body("hello")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let resp = tab
+        .delete(app.url(&format!("/api/rooms/{room}/messages/{}", msg["id"])))
+        .header("Origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let page: serde_json::Value = app.history(&token, room, "").await.json().await.unwrap();
+    assert_eq!(page["messages"][0]["body"], "keep me");
+    // The same upload from our own page works.
+    let resp = tab
+        .post(app.url("/api/uploads?name=x.txt&type=text%2Fplain"))
+        .header("content-type", "application/octet-stream")
+        .header("Origin", app.origin.as_str())
+        .body("hello")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+}

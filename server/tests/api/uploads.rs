@@ -532,3 +532,44 @@ async fn attachments_must_be_your_own_unused_uploads() {
         .await;
     assert_eq!(a.recv("error").await["code"], "invalid_message");
 }
+
+/// A `w`×`h` JPEG with an EXIF block saying "rotate 90° clockwise" and carrying `secret`.
+fn jpeg_with_exif(w: u32, h: u32, secret: &str) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(w, h, |x, _| image::Rgb([(x * 3) as u8, 90, 30]));
+    let mut jpg = Vec::new();
+    image::DynamicImage::ImageRgb8(img)
+        .write_to(
+            &mut std::io::Cursor::new(&mut jpg),
+            image::ImageFormat::Jpeg,
+        )
+        .unwrap();
+    let mut exif = b"Exif\0\0MM\0\x2a\0\0\0\x08".to_vec();
+    exif.extend_from_slice(&[0, 1]); // one IFD entry
+    exif.extend_from_slice(&[0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 6, 0, 0]); // Orientation = 6
+    exif.extend_from_slice(&[0, 0, 0, 0]); // no next IFD
+    exif.extend_from_slice(secret.as_bytes());
+    let len = u16::try_from(exif.len() + 2).unwrap().to_be_bytes();
+    [&jpg[..2], &[0xFF, 0xE1], &len, &exif, &jpg[2..]].concat()
+}
+
+#[tokio::test]
+async fn jpeg_metadata_is_dropped_and_its_orientation_applied() {
+    let app = spawn_app().await;
+    let alice = app.signup_ok(&bot(), "alice").await;
+    let jpg = jpeg_with_exif(64, 32, "GPS-SECRET-48.85N");
+    let att = upload_ok(&app, &alice, "photo.jpg", "image/jpeg", jpg).await;
+    // Rotated by the EXIF orientation: 64 × 32 becomes 32 × 64.
+    assert_eq!(
+        (att["width"].as_u64(), att["height"].as_u64()),
+        (Some(32), Some(64))
+    );
+    let bytes = fetch(&app, &alice, att["url"].as_str().unwrap())
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    assert!(!contains(&bytes, b"GPS-SECRET"));
+    assert!(!contains(&bytes, b"Exif"));
+    let img = image::load_from_memory_with_format(&bytes, image::ImageFormat::Jpeg).unwrap();
+    assert_eq!((img.width(), img.height()), (32, 64));
+}
