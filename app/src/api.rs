@@ -99,6 +99,18 @@ pub struct RoomSummary {
     pub role: Role,
     /// Sequence number of the newest message (0 when empty).
     pub last_seq: i64,
+    /// The viewer's read marker: the highest `seq` they have read.
+    #[serde(default)]
+    pub last_read_seq: i64,
+    /// Messages after the marker.
+    #[serde(default)]
+    pub unread: i64,
+    /// Messages after the marker that mention the viewer.
+    #[serde(default)]
+    pub mentions: i64,
+    /// The viewer muted the room (no notifications; the count still shows).
+    #[serde(default)]
+    pub muted: bool,
     pub member_count: i64,
     /// For a DM: the other person.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -123,6 +135,38 @@ pub struct Member {
     pub online: bool,
     /// Unix ms of the last disconnect; `None` while online or never seen.
     pub last_seen_at: Option<i64>,
+    /// Their read marker (read receipts). Absent when they, or you, do not share receipts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_read_seq: Option<i64>,
+}
+
+/// `POST /api/rooms/{id}/read`: the viewer has read up to `seq`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReadRequest {
+    pub seq: i64,
+}
+
+/// The viewer's read state in one room (answer to `POST /api/rooms/{id}/read`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadState {
+    pub room_id: RoomId,
+    pub last_read_seq: i64,
+    pub unread: i64,
+    pub mentions: i64,
+}
+
+/// `PUT /api/rooms/{id}/mute`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MuteRequest {
+    pub muted: bool,
+}
+
+/// `GET`/`PATCH /api/settings`: the user's own settings. `PATCH` fields are optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settings {
+    /// Show others how far you have read (and see how far they have). On by default; off
+    /// hides both ways, as WhatsApp does.
+    pub share_receipts: bool,
 }
 
 /// A stored message, as history and the live stream carry it.

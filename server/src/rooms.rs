@@ -72,6 +72,10 @@ pub fn summary_of(m: MembershipRecord) -> RoomSummary {
         visibility: m.room.visibility,
         role: m.role,
         last_seq: m.room.last_seq,
+        last_read_seq: m.read.last_read_seq,
+        unread: m.read.unread,
+        mentions: m.read.mentions,
+        muted: m.muted,
         member_count: m.member_count,
         peer: m.peer.map(user_json),
     }
@@ -98,6 +102,7 @@ fn member_of(state: &AppState, m: MemberRecord) -> Member {
         role: m.role,
         online,
         last_seen_at: if online { None } else { m.last_seen_at },
+        last_read_seq: m.last_read_seq,
     }
 }
 
@@ -315,8 +320,17 @@ async fn list_members(
     let room = RoomId::new(id);
     membership(&state, room, session.user_id).await?;
     let members = state.storage.read_members(room).await?;
+    // Who does not share their receipts does not see others' either.
+    let sees_receipts = state.storage.read_share_receipts(session.user_id).await?;
     Ok(Json(
-        members.into_iter().map(|m| member_of(&state, m)).collect(),
+        members
+            .into_iter()
+            .map(|m| member_of(&state, m))
+            .map(|m| Member {
+                last_read_seq: m.last_read_seq.filter(|_| sees_receipts),
+                ..m
+            })
+            .collect(),
     ))
 }
 

@@ -29,6 +29,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/auth", crate::auth::routes())
         .merge(crate::rooms::routes())
         .merge(crate::media::api_routes())
+        .merge(crate::read_state::routes())
         .route("/health", get(health))
         .fallback(api_not_found)
         .layer(axum::extract::DefaultBodyLimit::max(

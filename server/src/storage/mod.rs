@@ -84,6 +84,19 @@ pub struct MembershipRecord {
     pub member_count: i64,
     /// For a DM: the other member.
     pub peer: Option<UserRecord>,
+    pub read: ReadState,
+    pub muted: bool,
+}
+
+/// One member's read state in one room.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReadState {
+    /// The highest `seq` read.
+    pub last_read_seq: i64,
+    /// Messages after it (`rooms.last_seq - last_read_seq`).
+    pub unread: i64,
+    /// Messages after it that mention the member.
+    pub mentions: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -91,6 +104,8 @@ pub struct MemberRecord {
     pub user: UserRecord,
     pub role: Role,
     pub last_seen_at: Option<i64>,
+    /// Their read marker, `None` when they do not share read receipts.
+    pub last_read_seq: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -386,6 +401,26 @@ pub trait Storage: Send + Sync + 'static {
         before: Option<i64>,
         limit: i64,
     ) -> Result<Vec<Message>, StorageError>;
+
+    // --- read state ---
+    /// Moves the member's read marker forward to `seq` (never back, never past the room's
+    /// newest message). `None` when not a member; otherwise the state after the call and
+    /// whether the marker moved.
+    async fn update_last_read(
+        &self,
+        room: RoomId,
+        user: UserId,
+        seq: i64,
+    ) -> Result<Option<(ReadState, bool)>, StorageError>;
+    /// Mutes or unmutes the room for the member; `false` when not a member.
+    async fn update_muted(
+        &self,
+        room: RoomId,
+        user: UserId,
+        muted: bool,
+    ) -> Result<bool, StorageError>;
+    async fn read_share_receipts(&self, user: UserId) -> Result<bool, StorageError>;
+    async fn update_share_receipts(&self, user: UserId, share: bool) -> Result<(), StorageError>;
 
     // --- uploads ---
     /// Stores the record unless the owner's uploads would then take more than `quota` bytes

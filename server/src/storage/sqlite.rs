@@ -18,8 +18,8 @@ use sqlx::{FromRow, SqliteConnection, SqlitePool};
 
 use super::{
     Change, ChangeOutcome, MAX_REACTION_EMOJI, MemberRecord, MembershipRecord, NewMessage, NewRoom,
-    NewSession, NewUser, PublicRoomRecord, RoomRecord, Storage, StorageError, UploadRecord,
-    UserRecord,
+    NewSession, NewUser, PublicRoomRecord, ReadState, RoomRecord, Storage, StorageError,
+    UploadRecord, UserRecord,
 };
 
 #[derive(Clone)]
@@ -297,6 +297,50 @@ async fn changed(
         .try_into()
 }
 
+/// Most mentions recorded per message (the rest of a long list of names is just text).
+const MAX_MENTIONS: usize = 20;
+
+/// Records who `body` mentions among the room's members (never the author).
+async fn record_mentions(
+    conn: &mut SqliteConnection,
+    room: RoomId,
+    seq: i64,
+    author: UserId,
+    body: &str,
+) -> Result<(), StorageError> {
+    let mut names = app::markdown::mentions(body);
+    names.sort();
+    names.dedup();
+    for name in names.iter().take(MAX_MENTIONS) {
+        sqlx::query(
+            "INSERT OR IGNORE INTO mentions (user_id, room_id, seq)
+             SELECT u.id, m.room_id, ? FROM users u
+             JOIN members m ON m.user_id = u.id AND m.room_id = ?
+             WHERE u.username = ? AND u.id != ?",
+        )
+        .bind(seq)
+        .bind(room.get())
+        .bind(name.to_lowercase())
+        .bind(author.get())
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+async fn forget_mentions(
+    conn: &mut SqliteConnection,
+    room: RoomId,
+    seq: i64,
+) -> Result<(), StorageError> {
+    sqlx::query("DELETE FROM mentions WHERE room_id = ? AND seq = ?")
+        .bind(room.get())
+        .bind(seq)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 async fn append(
     conn: &mut SqliteConnection,
     new: &NewMessage,
@@ -365,6 +409,16 @@ async fn append(
     .bind(to_json(&attachments)?)
     .fetch_one(&mut *conn)
     .await?;
+    record_mentions(conn, new.room_id, seq, new.sender_id, &new.body).await?;
+    // Writing in a room means having read it up to here.
+    sqlx::query(
+        "UPDATE members SET last_read_seq = MAX(last_read_seq, ?) WHERE room_id = ? AND user_id = ?",
+    )
+    .bind(seq)
+    .bind(new.room_id.get())
+    .bind(new.sender_id.get())
+    .execute(&mut *conn)
+    .await?;
     for a in &attachments {
         sqlx::query("UPDATE uploads SET message_id = ?, room_id = ? WHERE id = ?")
             .bind(id)
@@ -409,6 +463,8 @@ async fn edit(
         .bind(id.get())
         .execute(&mut *conn)
         .await?;
+    forget_mentions(conn, room, row.seq).await?;
+    record_mentions(conn, room, row.seq, editor, body.as_str()).await?;
     Ok(ChangeOutcome::Updated {
         message: changed(conn, room, id).await?,
         removed_uploads: Vec::new(),
@@ -445,6 +501,7 @@ async fn delete(
     .bind(id.get())
     .execute(&mut *conn)
     .await?;
+    forget_mentions(conn, room, row.seq).await?;
     let removed_uploads: Vec<String> =
         sqlx::query_scalar("DELETE FROM uploads WHERE message_id = ? RETURNING id")
             .bind(id.get())
@@ -900,11 +957,17 @@ impl Storage for SqliteStorage {
             peer_username: Option<String>,
             peer_display_name: Option<String>,
             peer_created_at: Option<i64>,
+            last_read_seq: i64,
+            muted: bool,
+            mentions: i64,
         }
         let rows: Vec<Row> = sqlx::query_as(concat!(
             "SELECT ",
             room_columns!(),
-            ", m.role,
+            ", m.role, m.last_read_seq, m.muted,
+                    (SELECT COUNT(*) FROM mentions x
+                     WHERE x.user_id = m.user_id AND x.room_id = r.id AND x.seq > m.last_read_seq)
+                     AS mentions,
                     (SELECT COUNT(*) FROM members c WHERE c.room_id = r.id) AS member_count,
                     p.id AS peer_id, p.username AS peer_username,
                     p.display_name AS peer_display_name, p.created_at AS peer_created_at
@@ -933,11 +996,19 @@ impl Storage for SqliteStorage {
                     ),
                     _ => None,
                 };
+                let room: RoomRecord = row.room.try_into()?;
+                let read = ReadState {
+                    last_read_seq: row.last_read_seq,
+                    unread: (room.last_seq - row.last_read_seq).max(0),
+                    mentions: row.mentions,
+                };
                 Ok(MembershipRecord {
-                    room: row.room.try_into()?,
+                    room,
                     role: parse_role(&row.role)?,
                     member_count: row.member_count,
                     peer,
+                    read,
+                    muted: row.muted,
                 })
             })
             .collect()
@@ -984,9 +1055,11 @@ impl Storage for SqliteStorage {
             user: UserRow,
             role: String,
             last_seen_at: Option<i64>,
+            last_read_seq: Option<i64>,
         }
         let rows: Vec<Row> = sqlx::query_as(
-            "SELECT u.id, u.username, u.display_name, u.created_at, u.last_seen_at, m.role
+            "SELECT u.id, u.username, u.display_name, u.created_at, u.last_seen_at, m.role,
+                    CASE WHEN u.share_receipts THEN m.last_read_seq END AS last_read_seq
              FROM members m JOIN users u ON u.id = m.user_id
              WHERE m.room_id = ?
              ORDER BY u.username",
@@ -1000,6 +1073,7 @@ impl Storage for SqliteStorage {
                     user: row.user.try_into()?,
                     role: parse_role(&row.role)?,
                     last_seen_at: row.last_seen_at,
+                    last_read_seq: row.last_read_seq,
                 })
             })
             .collect()
@@ -1173,6 +1247,83 @@ impl Storage for SqliteStorage {
         .await?;
         rows.reverse();
         rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    #[tracing::instrument(skip_all, fields(room_id = %room, user_id = %user))]
+    async fn update_last_read(
+        &self,
+        room: RoomId,
+        user: UserId,
+        seq: i64,
+    ) -> Result<Option<(ReadState, bool)>, StorageError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let moved = sqlx::query(
+            "UPDATE members
+             SET last_read_seq = MIN(?1, (SELECT last_seq FROM rooms WHERE id = ?2))
+             WHERE room_id = ?2 AND user_id = ?3 AND last_read_seq < ?1
+               AND last_read_seq < (SELECT last_seq FROM rooms WHERE id = ?2)",
+        )
+        .bind(seq)
+        .bind(room.get())
+        .bind(user.get())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        let row: Option<(i64, i64, i64)> = sqlx::query_as(
+            "SELECT m.last_read_seq, r.last_seq,
+                    (SELECT COUNT(*) FROM mentions x
+                     WHERE x.user_id = m.user_id AND x.room_id = m.room_id
+                       AND x.seq > m.last_read_seq)
+             FROM members m JOIN rooms r ON r.id = m.room_id
+             WHERE m.room_id = ? AND m.user_id = ?",
+        )
+        .bind(room.get())
+        .bind(user.get())
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(row.map(|(last_read_seq, last_seq, mentions)| {
+            let state = ReadState {
+                last_read_seq,
+                unread: (last_seq - last_read_seq).max(0),
+                mentions,
+            };
+            (state, moved)
+        }))
+    }
+
+    async fn update_muted(
+        &self,
+        room: RoomId,
+        user: UserId,
+        muted: bool,
+    ) -> Result<bool, StorageError> {
+        let done = sqlx::query("UPDATE members SET muted = ? WHERE room_id = ? AND user_id = ?")
+            .bind(muted)
+            .bind(room.get())
+            .bind(user.get())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn read_share_receipts(&self, user: UserId) -> Result<bool, StorageError> {
+        let share: Option<bool> =
+            sqlx::query_scalar("SELECT share_receipts FROM users WHERE id = ?")
+                .bind(user.get())
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(share.unwrap_or(true))
+    }
+
+    async fn update_share_receipts(&self, user: UserId, share: bool) -> Result<(), StorageError> {
+        sqlx::query("UPDATE users SET share_receipts = ? WHERE id = ?")
+            .bind(share)
+            .bind(user.get())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     #[tracing::instrument(skip_all, fields(user_id = %upload.owner_id))]
