@@ -35,6 +35,8 @@ ensure_rust() {
     rustup target add wasm32-unknown-unknown
   fi
   command -v cc >/dev/null || apt_install build-essential
+  # Web Push encryption (the ece crate) links OpenSSL.
+  { command -v pkg-config >/dev/null && pkg-config --exists openssl; } || apt_install pkg-config libssl-dev
 }
 
 # The CLI must be exactly the version of the wasm-bindgen crate in Cargo.lock.

@@ -56,6 +56,10 @@ pub enum ClientFrame {
     /// The user is (or stopped) typing in a room. Send `active: true` at most every 3 s while
     /// typing; receivers expire it after 6 s on their own.
     Typing { room_id: RoomId, active: bool },
+    /// The tab was hidden or shown (`document.visibilityState`). While a user has a visible
+    /// tab, they get no Web Push notifications (they see the message already). Tabs start
+    /// visible.
+    Visibility { visible: bool },
 }
 
 /// Someone's presence.

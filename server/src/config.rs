@@ -32,6 +32,10 @@ pub struct Config {
     pub limits: Limits,
     /// Test-only: serve an unauthenticated WebSocket echo at `/ws/echo` (conformance suite).
     pub ws_echo: bool,
+    /// Development and tests only: accept Web Push endpoints on http and private addresses.
+    pub push_allow_local: bool,
+    /// The VAPID `sub` claim (a `mailto:` or `https:` contact for push services).
+    pub vapid_subject: Option<String>,
 }
 
 /// Every limit a client can run into, in one place.
@@ -129,6 +133,8 @@ impl Config {
             session_ttl: Duration::from_secs(30 * 24 * 60 * 60),
             limits: Limits::default(),
             ws_echo: false,
+            push_allow_local: false,
+            vapid_subject: None,
         }
     }
 
@@ -171,6 +177,16 @@ impl Config {
             c.session_ttl = Duration::from_secs(parse("NATTER_SESSION_TTL_SECS", &v)?);
         }
         c.ws_echo = lookup("NATTER_WS_ECHO").is_some_and(|v| v == "1");
+        c.push_allow_local = lookup("NATTER_PUSH_ALLOW_LOCAL").is_some_and(|v| v == "1");
+        if let Some(v) = lookup("NATTER_VAPID_SUBJECT") {
+            if !(v.starts_with("mailto:") || v.starts_with("https://")) {
+                return Err(err(
+                    "NATTER_VAPID_SUBJECT",
+                    "must start with mailto: or https://",
+                ));
+            }
+            c.vapid_subject = Some(v);
+        }
         let l = &mut c.limits;
         if let Some(v) = lookup("NATTER_LOGIN_FAILURES_PER_ACCOUNT_IP") {
             l.login_failures_per_account_ip = parse("NATTER_LOGIN_FAILURES_PER_ACCOUNT_IP", &v)?;

@@ -12,6 +12,7 @@ pub mod emoji;
 pub mod error;
 pub mod media;
 pub mod net;
+pub mod push;
 pub mod read_state;
 pub mod realtime;
 pub mod rooms;

@@ -20,6 +20,7 @@ use crate::auth::token::TokenKeys;
 use crate::clock;
 use crate::config::Config;
 use crate::media::MediaStore;
+use crate::push::Pusher;
 use crate::realtime::hub::{Cursor, Hub};
 use crate::realtime::writer::MessageWriter;
 use crate::state::{AppState, Origins};
@@ -63,7 +64,29 @@ impl Application {
         ));
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
-        let writer = MessageWriter::spawn(storage.clone(), hub.clone(), &tasks, shutdown.clone());
+        let subject = config.vapid_subject.clone().unwrap_or_else(|| {
+            if origins.public.starts_with("https://") {
+                origins.public.clone()
+            } else {
+                "mailto:admin@localhost".to_owned()
+            }
+        });
+        let pusher = Pusher::start(
+            &config.data_dir,
+            subject,
+            config.push_allow_local,
+            storage.clone(),
+            hub.clone(),
+            &tasks,
+            shutdown.clone(),
+        )?;
+        let writer = MessageWriter::spawn(
+            storage.clone(),
+            hub.clone(),
+            pusher.clone(),
+            &tasks,
+            shutdown.clone(),
+        );
         let state = AppState {
             config: Arc::new(config),
             storage,
@@ -74,6 +97,7 @@ impl Application {
             hub,
             writer,
             media: Arc::new(media),
+            pusher,
             shutdown,
             tasks,
         };

@@ -26,6 +26,8 @@ pub struct AppState {
     pub writer: MessageWriter,
     /// Uploaded files on disk.
     pub media: Arc<MediaStore>,
+    /// Web Push (VAPID key, delivery task).
+    pub pusher: crate::push::Pusher,
     /// Cancelled when the server stops: every WebSocket closes with 1001.
     pub shutdown: tokio_util::sync::CancellationToken,
     /// Every WebSocket and background task, so shutdown can wait for them.

@@ -30,6 +30,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::rooms::routes())
         .merge(crate::media::api_routes())
         .merge(crate::read_state::routes())
+        .merge(crate::push::routes())
         .route("/health", get(health))
         .fallback(api_not_found)
         .layer(axum::extract::DefaultBodyLimit::max(

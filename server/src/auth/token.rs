@@ -76,6 +76,12 @@ impl TokenKeys {
 fn create_key(path: &Path) -> anyhow::Result<Vec<u8>> {
     let mut secret = vec![0u8; 32];
     getrandom::fill(&mut secret).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    write_secret_file(path, hex::encode(&secret).as_bytes())?;
+    Ok(secret)
+}
+
+/// Creates `path` readable by the owner only (0600) with `contents`; fails if it exists.
+pub fn write_secret_file(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -83,9 +89,9 @@ fn create_key(path: &Path) -> anyhow::Result<Vec<u8>> {
     let mut file = options
         .open(path)
         .with_context(|| format!("creating {}", path.display()))?;
-    file.write_all(hex::encode(&secret).as_bytes())?;
+    file.write_all(contents)?;
     file.sync_all()?;
-    Ok(secret)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -445,6 +445,10 @@ impl Handler for ChatHandler {
                 self.send(room_id, client_id, body, reply_to, attachments)
                     .await
             }
+            ClientFrame::Visibility { visible } => {
+                self.conn.set_hidden(!visible);
+                Flow::Continue
+            }
             ClientFrame::Typing { room_id, active } => {
                 if self.state.hub.is_subscribed(room_id, self.conn.id) {
                     let frame = ServerFrame::Typing {

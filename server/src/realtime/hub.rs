@@ -71,6 +71,9 @@ pub struct ConnHandle {
 
 #[derive(Debug, Default)]
 struct Closing {
+    /// The tab reported itself hidden (`visibility` frame): it does not count as seeing
+    /// notifications.
+    hidden: std::sync::atomic::AtomicBool,
     token: CancellationToken,
     code: AtomicU16,
     reason: Mutex<&'static str>,
@@ -133,6 +136,14 @@ impl ConnHandle {
 
     pub fn closed(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
         self.closing.token.cancelled()
+    }
+
+    pub fn set_hidden(&self, hidden: bool) {
+        self.closing.hidden.store(hidden, Ordering::Relaxed);
+    }
+
+    pub fn is_hidden(&self) -> bool {
+        self.closing.hidden.load(Ordering::Relaxed)
     }
 
     pub fn is_closing(&self) -> bool {
@@ -276,6 +287,16 @@ impl Hub {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .contains_key(&user)
+    }
+
+    /// Whether a notification would be seen in a tab already: the user has a connection that
+    /// is not hidden (a tab in the background reports itself hidden).
+    pub fn has_visible_tab(&self, user: UserId) -> bool {
+        self.users
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&user)
+            .is_some_and(|u| u.conns.values().any(|(c, _)| !c.is_hidden()))
     }
 
     pub fn user_conns(&self, user: UserId) -> Vec<ConnHandle> {

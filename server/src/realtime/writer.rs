@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::hub::{ConnHandle, Hub, encode};
+use crate::push::Pusher;
 use crate::storage::{Change, ChangeOutcome, Storage};
 
 /// Sends waiting for the writer. Bounded: when full, senders wait (back-pressure on their
@@ -50,11 +51,12 @@ impl MessageWriter {
     pub fn spawn(
         storage: Arc<dyn Storage>,
         hub: Arc<Hub>,
+        pusher: Pusher,
         tasks: &TaskTracker,
         shutdown: CancellationToken,
     ) -> Self {
         let (queue, jobs) = mpsc::channel(QUEUE);
-        tasks.spawn(run(jobs, storage, hub, shutdown));
+        tasks.spawn(run(jobs, storage, hub, pusher, shutdown));
         Self { queue }
     }
 
@@ -67,6 +69,7 @@ async fn run(
     mut jobs: mpsc::Receiver<Job>,
     storage: Arc<dyn Storage>,
     hub: Arc<Hub>,
+    pusher: Pusher,
     shutdown: CancellationToken,
 ) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
@@ -87,11 +90,11 @@ async fn run(
                 Err(_) => break,
             }
         }
-        commit(&mut batch, storage.as_ref(), &hub).await;
+        commit(&mut batch, storage.as_ref(), &hub, &pusher).await;
     }
 }
 
-async fn commit(batch: &mut Vec<Job>, storage: &dyn Storage, hub: &Hub) {
+async fn commit(batch: &mut Vec<Job>, storage: &dyn Storage, hub: &Hub, pusher: &Pusher) {
     let changes: Vec<Change> = batch.iter().map(|j| j.change.clone()).collect();
     match storage.apply_changes(&changes).await {
         Ok(outcomes) => {
@@ -100,6 +103,7 @@ async fn commit(batch: &mut Vec<Job>, storage: &dyn Storage, hub: &Hub) {
                     ChangeOutcome::Stored(m) => {
                         let frame = encode(&ServerFrame::Message { message: m.clone() });
                         hub.publish_message(m.room_id, m.seq, frame);
+                        pusher.message_stored(m);
                     }
                     ChangeOutcome::Updated { message, .. } => {
                         let frame = encode(&ServerFrame::MessageUpdated {

@@ -271,6 +271,16 @@ impl UploadRecord {
     }
 }
 
+/// A browser's Web Push subscription.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushSubscriptionRecord {
+    pub user_id: UserId,
+    pub endpoint: String,
+    pub p256dh: String,
+    pub auth: String,
+    pub created_at: i64,
+}
+
 /// Most different emoji on one message.
 pub const MAX_REACTION_EMOJI: usize = 20;
 
@@ -421,6 +431,34 @@ pub trait Storage: Send + Sync + 'static {
     ) -> Result<bool, StorageError>;
     async fn read_share_receipts(&self, user: UserId) -> Result<bool, StorageError>;
     async fn update_share_receipts(&self, user: UserId, share: bool) -> Result<(), StorageError>;
+
+    // --- push ---
+    /// Stores (or re-assigns to `sub.user_id`) the subscription for its endpoint, keeping at
+    /// most `max_per_user` per user (the oldest go).
+    async fn create_push_subscription(
+        &self,
+        sub: &PushSubscriptionRecord,
+        max_per_user: i64,
+    ) -> Result<(), StorageError>;
+    /// Removes the subscription with this endpoint (of `user`, or anyone's when `None`).
+    async fn delete_push_subscription(
+        &self,
+        endpoint: &str,
+        user: Option<UserId>,
+    ) -> Result<bool, StorageError>;
+    async fn read_push_subscriptions(
+        &self,
+        user: UserId,
+    ) -> Result<Vec<PushSubscriptionRecord>, StorageError>;
+    /// Who should hear about message `seq` of `room` by push: the other member of a DM, or the
+    /// members it mentions; never the sender, nor members who muted the room. With each, their
+    /// subscriptions.
+    async fn read_push_targets(
+        &self,
+        room: RoomId,
+        seq: i64,
+        sender: UserId,
+    ) -> Result<Vec<PushSubscriptionRecord>, StorageError>;
 
     // --- uploads ---
     /// Stores the record unless the owner's uploads would then take more than `quota` bytes

@@ -18,8 +18,8 @@ use sqlx::{FromRow, SqliteConnection, SqlitePool};
 
 use super::{
     Change, ChangeOutcome, MAX_REACTION_EMOJI, MemberRecord, MembershipRecord, NewMessage, NewRoom,
-    NewSession, NewUser, PublicRoomRecord, ReadState, RoomRecord, Storage, StorageError,
-    UploadRecord, UserRecord,
+    NewSession, NewUser, PublicRoomRecord, PushSubscriptionRecord, ReadState, RoomRecord, Storage,
+    StorageError, UploadRecord, UserRecord,
 };
 
 #[derive(Clone)]
@@ -241,6 +241,18 @@ impl TryFrom<UploadRow> for UploadRecord {
             height: dim(row.height)?,
             created_at: row.created_at,
         })
+    }
+}
+
+fn push_record(
+    (user_id, endpoint, p256dh, auth, created_at): (i64, String, String, String, i64),
+) -> PushSubscriptionRecord {
+    PushSubscriptionRecord {
+        user_id: UserId::new(user_id),
+        endpoint,
+        p256dh,
+        auth,
+        created_at,
     }
 }
 
@@ -1324,6 +1336,92 @@ impl Storage for SqliteStorage {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    async fn create_push_subscription(
+        &self,
+        sub: &PushSubscriptionRecord,
+        max_per_user: i64,
+    ) -> Result<(), StorageError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query(
+            "INSERT INTO push_subscriptions (user_id, endpoint, p256dh, auth, created_at)
+             VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (endpoint) DO UPDATE SET user_id = excluded.user_id,
+                 p256dh = excluded.p256dh, auth = excluded.auth, created_at = excluded.created_at",
+        )
+        .bind(sub.user_id.get())
+        .bind(&sub.endpoint)
+        .bind(&sub.p256dh)
+        .bind(&sub.auth)
+        .bind(sub.created_at)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "DELETE FROM push_subscriptions WHERE user_id = ?1 AND id NOT IN (
+                 SELECT id FROM push_subscriptions WHERE user_id = ?1
+                 ORDER BY created_at DESC, id DESC LIMIT ?2)",
+        )
+        .bind(sub.user_id.get())
+        .bind(max_per_user)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn delete_push_subscription(
+        &self,
+        endpoint: &str,
+        user: Option<UserId>,
+    ) -> Result<bool, StorageError> {
+        let done = sqlx::query(
+            "DELETE FROM push_subscriptions WHERE endpoint = ? AND (?2 IS NULL OR user_id = ?2)",
+        )
+        .bind(endpoint)
+        .bind(user.map(UserId::get))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn read_push_subscriptions(
+        &self,
+        user: UserId,
+    ) -> Result<Vec<PushSubscriptionRecord>, StorageError> {
+        let rows: Vec<(i64, String, String, String, i64)> = sqlx::query_as(
+            "SELECT user_id, endpoint, p256dh, auth, created_at FROM push_subscriptions
+             WHERE user_id = ? ORDER BY id",
+        )
+        .bind(user.get())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(push_record).collect())
+    }
+
+    async fn read_push_targets(
+        &self,
+        room: RoomId,
+        seq: i64,
+        sender: UserId,
+    ) -> Result<Vec<PushSubscriptionRecord>, StorageError> {
+        let rows: Vec<(i64, String, String, String, i64)> = sqlx::query_as(
+            "SELECT p.user_id, p.endpoint, p.p256dh, p.auth, p.created_at
+             FROM members m
+             JOIN rooms r ON r.id = m.room_id
+             JOIN push_subscriptions p ON p.user_id = m.user_id
+             WHERE m.room_id = ?1 AND m.user_id != ?3 AND NOT m.muted
+               AND (r.kind = 'dm' OR EXISTS (
+                   SELECT 1 FROM mentions x
+                   WHERE x.user_id = m.user_id AND x.room_id = ?1 AND x.seq = ?2))
+             ORDER BY p.id",
+        )
+        .bind(room.get())
+        .bind(seq)
+        .bind(sender.get())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(push_record).collect())
     }
 
     #[tracing::instrument(skip_all, fields(user_id = %upload.owner_id))]

@@ -6,6 +6,7 @@ mod helpers;
 mod changes;
 mod csrf;
 mod login;
+mod push;
 mod read_state;
 mod realtime;
 mod rooms;
