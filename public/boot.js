@@ -3,3 +3,15 @@
 import init from '/pkg/natter.js';
 
 init({ module_or_path: '/pkg/natter.wasm' });
+
+// The service worker (public/sw.js) makes Natter open offline and shows push notifications.
+if ('serviceWorker' in navigator) {
+  navigator.serviceWorker.register('/sw.js').catch((e) => console.warn('service worker:', e));
+  // A notification was clicked while Natter was open: go to its conversation.
+  navigator.serviceWorker.addEventListener('message', (event) => {
+    if (event.data && event.data.type === 'open' && typeof event.data.url === 'string') {
+      const url = new URL(event.data.url, location.origin);
+      if (url.origin === location.origin) location.assign(url.href);
+    }
+  });
+}

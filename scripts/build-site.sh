@@ -14,6 +14,12 @@ wasm-bindgen target/wasm32-unknown-unknown/wasm-release/frontend.wasm \
 mv -f "$out/natter_bg.wasm" "$out/natter.wasm"
 cp style/main.css "$out/natter.css"
 cp -r public/. "$site/"
+# Stamp the service worker with this build's id: a new build is a new worker, which replaces
+# the cached app shell (see public/sw.js).
+build_id=$(cat "$out/natter.wasm" "$out/natter.js" "$out/natter.css" "$site/shell.html" "$site/boot.js" \
+  | sha256sum | cut -c1-16)
+sed -i "s/__NATTER_BUILD__/$build_id/" "$site/sw.js"
+rm -f "$site/sw.js.br" "$site/sw.js.gz"
 # Precompress at the highest levels once, so the server never compresses these per request
 # (on-the-fly brotli uses a fast, weaker level). The server serves .br/.gz when accepted.
 for f in "$out"/natter.wasm "$out"/natter.js "$out"/natter.css "$site"/shell.html "$site"/boot.js; do
