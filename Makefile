@@ -5,14 +5,14 @@ export CARGO_TERM_COLOR ?= auto
 
 WASM_TARGET := --target wasm32-unknown-unknown
 
-.PHONY: run test dev site release fmt-check clippy unit-tests integration-tests conformance e2e setup-build setup-test clean
+.PHONY: run test dev site release fmt-check clippy unit-tests integration-tests conformance smoke e2e setup-build setup-test clean
 
 ## make run: build the release binary and client, start Natter on NATTER_ADDR (127.0.0.1:3000).
 run: setup-build site release
 	NATTER_SITE_ROOT=target/site ./target/release/natter
 
 ## make test: formatting, clippy (server and wasm), unit, integration and browser tests.
-test: setup-test fmt-check clippy unit-tests integration-tests conformance e2e
+test: setup-test fmt-check clippy unit-tests integration-tests conformance smoke e2e
 	@echo "make test: all checks passed"
 
 ## make dev: cargo leptos watch (rebuilds and restarts on change).
@@ -52,6 +52,10 @@ integration-tests:
 conformance:
 	cargo build -p server
 	scripts/conformance.sh
+
+# A short load-generator run: fails on any lost or duplicated delivery.
+smoke:
+	bench/smoke.sh
 
 e2e: site
 	cargo build -p server

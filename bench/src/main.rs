@@ -5,8 +5,11 @@
 //! `interval_ms` (with jitter) for `seconds`. Every received `message` frame is a delivery; its
 //! latency is the time from the send (stamped in the body) to its arrival. With `--pid` it reads
 //! the server's CPU time and RSS from /proc, and `--idle N` opens N extra idle sockets to
-//! measure memory per idle connection. See bench/run.sh and docs/perf.md.
+//! measure memory per idle connection. Every acknowledged send must reach every member of its
+//! room exactly once: lost and duplicated deliveries are counted, and `--check 1` makes either
+//! an error (the smoke run in `make test`, bench/smoke.sh). See bench/run.sh and docs/perf.md.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -27,6 +30,7 @@ struct Args {
     seconds: u64,
     idle: usize,
     pid: Option<u32>,
+    check: bool,
 }
 
 fn parse_args() -> Result<Args> {
@@ -39,6 +43,7 @@ fn parse_args() -> Result<Args> {
         seconds: 20,
         idle: 0,
         pid: None,
+        check: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -52,6 +57,7 @@ fn parse_args() -> Result<Args> {
             "--seconds" => a.seconds = value.parse()?,
             "--idle" => a.idle = value.parse()?,
             "--pid" => a.pid = Some(value.parse()?),
+            "--check" => a.check = value == "1",
             other => bail!("unknown flag {other}"),
         }
     }
@@ -176,6 +182,8 @@ async fn main() -> Result<()> {
     let latencies = Arc::new(Mutex::new(Vec::<u64>::new()));
     let deliveries = Arc::new(AtomicU64::new(0));
     let sent = Arc::new(AtomicU64::new(0));
+    // Per room: the client ids the server acknowledged (`sent`), i.e. stored.
+    let acked: Arc<Mutex<HashMap<i64, HashSet<String>>>> = Arc::default();
     let deadline = Duration::from_secs(args.seconds);
     let mut sockets = Vec::new();
     for (room_id, tokens) in &rooms {
@@ -189,15 +197,26 @@ async fn main() -> Result<()> {
     for (i, (room_id, ws)) in sockets.into_iter().enumerate() {
         let (mut tx, mut rx) = ws.split();
         let (latencies, deliveries, sent) = (latencies.clone(), deliveries.clone(), sent.clone());
+        let acked = acked.clone();
         let (interval, payload) = (args.interval_ms, args.payload);
         let stop_at = measure_from + deadline;
         tasks.push(tokio::spawn(async move {
             let reader = async {
                 let mut local = Vec::new();
+                let mut received = HashSet::new();
+                let mut duplicates = 0u64;
+                let mut mine = Vec::new();
                 while let Some(Ok(msg)) = rx.next().await {
                     if let Message::Text(t) = msg {
                         let v: Value = serde_json::from_str(&t).unwrap_or_default();
+                        if v["type"] == "sent" {
+                            mine.push(v["client_id"].as_str().unwrap_or("").to_owned());
+                        }
                         if v["type"] == "message" {
+                            let client_id = v["message"]["client_id"].as_str().unwrap_or("");
+                            if !received.insert(client_id.to_owned()) {
+                                duplicates += 1;
+                            }
                             let body = v["message"]["body"].as_str().unwrap_or("");
                             if let Some(stamp) =
                                 body.split(' ').next().and_then(|s| s.parse::<u64>().ok())
@@ -213,6 +232,8 @@ async fn main() -> Result<()> {
                     }
                 }
                 latencies.lock().await.extend(local);
+                acked.lock().await.entry(room_id).or_default().extend(mine);
+                (received, duplicates)
             };
             let writer = async {
                 // Spread the first sends over one interval.
@@ -237,11 +258,23 @@ async fn main() -> Result<()> {
                 tokio::time::sleep(Duration::from_secs(2)).await;
                 tx.close().await.ok();
             };
-            tokio::join!(reader, writer);
+            let ((received, duplicates), ()) = tokio::join!(reader, writer);
+            (room_id, received, duplicates)
         }));
     }
+    let mut outcomes = Vec::new();
     for t in tasks {
-        t.await.ok();
+        outcomes.push(t.await?);
+    }
+    let acked = acked.lock().await;
+    let (mut lost, mut duplicated) = (0u64, 0u64);
+    for (room_id, received, duplicates) in &outcomes {
+        let stored = acked.get(room_id).map(HashSet::len).unwrap_or(0);
+        let got = acked
+            .get(room_id)
+            .map_or(0, |ids| ids.iter().filter(|id| received.contains(*id)).count());
+        lost += (stored - got) as u64;
+        duplicated += duplicates;
     }
     let elapsed = deadline.as_secs_f64();
     let cpu_after = args.pid.map(proc_usage).transpose()?;
@@ -259,6 +292,7 @@ async fn main() -> Result<()> {
     println!("sent messages:        {}", sent.load(Ordering::Relaxed));
     println!("deliveries:           {total} (expected {expected})");
     println!("deliveries/s:         {:.0}", total as f64 / elapsed);
+    println!("lost / duplicated:    {lost} / {duplicated} (of acknowledged messages, per member)");
     println!(
         "latency p50 / p99:    {:.2} ms / {:.2} ms",
         pct(0.50),
@@ -280,5 +314,9 @@ async fn main() -> Result<()> {
         );
     }
     drop(idle_sockets);
+    let acked_total: usize = acked.values().map(HashSet::len).sum();
+    if args.check && (lost > 0 || duplicated > 0 || total == 0 || acked_total == 0) {
+        bail!("{lost} deliveries lost, {duplicated} duplicated, {total} in all");
+    }
     Ok(())
 }
