@@ -7,8 +7,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
-    ClientMessageId, DisplayName, MessageId, Role, RoomId, RoomKind, RoomName, Topic,
-    UserId, Username, Visibility,
+    ClientMessageId, DisplayName, MessageId, Role, RoomId, RoomKind, RoomName, Topic, UserId,
+    Username, Visibility,
 };
 
 /// `POST /api/auth/signup`.

@@ -1,4 +1,4 @@
-import { expect, type Page, test as base } from '@playwright/test';
+import { type Browser, expect, type Page, test as base } from '@playwright/test';
 
 export { expect };
 
@@ -29,7 +29,9 @@ export const test = base.extend<{ consoleErrors: string[] }>({
 export async function showSidebar(page: Page): Promise<void> {
   const sidebar = page.getByRole('complementary', { name: 'Conversations' });
   const open = page.getByRole('button', { name: 'Open menu' });
-  if (!(await sidebar.evaluate((el) => el.getBoundingClientRect().right > 0))) await open.click();
+  // Ask the shell whether the drawer is open, not the geometry: it may still be sliding shut
+  // after a navigation.
+  if ((await open.isVisible()) && (await page.locator('.shell.open').count()) === 0) await open.click();
   await expect(sidebar).toBeInViewport();
 }
 
@@ -52,4 +54,48 @@ export async function logOut(page: Page) {
   await showSidebar(page);
   await page.getByRole('button', { name: 'Log out' }).click();
   await expect(page).toHaveURL(url('/login'));
+}
+
+/** A fresh user signed up in their own context, with the project's device settings. */
+export async function newUser(browser: Browser, prefix: string): Promise<{ page: Page; name: string }> {
+  const { viewport, isMobile, hasTouch, userAgent, deviceScaleFactor } = test.info().project.use;
+  const context = await browser.newContext({ viewport, isMobile, hasTouch, userAgent, deviceScaleFactor });
+  const page = await context.newPage();
+  const name = uniqueName(prefix);
+  await page.goto(url('/signup'));
+  await page.getByLabel('Username').fill(name);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Sign up' }).click();
+  await expect(page.getByRole('heading', { name: `Welcome, ${name}` })).toBeVisible();
+  return { page, name };
+}
+
+export async function openSidebarAction(page: Page, label: string) {
+  await showSidebar(page);
+  await page.getByRole('button', { name: label, exact: true }).click();
+}
+
+export async function send(page: Page, text: string) {
+  const box = page.getByRole('textbox', { name: 'Message' });
+  await box.fill(text);
+  await box.press('Enter');
+}
+
+/** Creates a room from the sidebar and waits until it is open. */
+export async function createRoom(page: Page, name: string) {
+  await openSidebarAction(page, 'New room');
+  await page.getByLabel('Name').fill(name);
+  await page.getByRole('button', { name: 'Create room' }).click();
+  await expect(page.getByRole('heading', { name })).toBeVisible();
+}
+
+/** Joins a public room from the directory and waits until it is open. */
+export async function joinRoom(page: Page, name: string) {
+  await openSidebarAction(page, 'Browse rooms');
+  await page.getByRole('button', { name: `Join ${name}` }).click();
+  await expect(page.getByRole('heading', { name })).toBeVisible();
+}
+
+export function messages(page: Page) {
+  return page.getByRole('log', { name: 'Messages' });
 }

@@ -6,10 +6,11 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::api::{
-    AuthResponse, CreateRoomRequest, HistoryPage, LoginRequest, Member, PublicRoom, RoomSummary,
-    SessionResponse, SignupRequest, UpdateRoomRequest, User, UserRef,
+    AuthResponse, CreateRoomRequest, EditMessageRequest, HistoryPage, LoginRequest, Member,
+    Message, PublicRoom, RoomSummary, SessionResponse, SignupRequest, UpdateRoomRequest, User,
+    UserRef,
 };
-use crate::domain::{RoomId, UserId};
+use crate::domain::{MessageId, RoomId, UserId};
 use crate::error::{ErrorBody, ErrorCode};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -19,7 +20,7 @@ pub struct ClientError {
 }
 
 impl ClientError {
-    fn network() -> Self {
+    pub fn network() -> Self {
         Self {
             code: None,
             message: "Cannot reach the server. Check your connection and try again.".into(),
@@ -165,4 +166,52 @@ pub async fn search_users(prefix: &str) -> Result<Vec<User>, ClientError> {
         .filter(|c| c.is_ascii_alphanumeric() || "_.-".contains(*c))
         .collect();
     get(&format!("/api/users?q={q}")).await
+}
+
+/// `PATCH /api/rooms/{room}/messages/{id}`: the author changes the text.
+pub async fn edit_message(
+    room: RoomId,
+    message: MessageId,
+    body: String,
+) -> Result<Message, ClientError> {
+    let resp = Request::patch(&format!("/api/rooms/{room}/messages/{message}"))
+        .json(&EditMessageRequest { body })
+        .map_err(|_| ClientError::network())?
+        .send()
+        .await
+        .map_err(|_| ClientError::network())?;
+    read(resp).await
+}
+
+/// `DELETE /api/rooms/{room}/messages/{id}`: answers the tombstone.
+pub async fn delete_message(room: RoomId, message: MessageId) -> Result<Message, ClientError> {
+    let resp = Request::delete(&format!("/api/rooms/{room}/messages/{message}"))
+        .send()
+        .await
+        .map_err(|_| ClientError::network())?;
+    read(resp).await
+}
+
+/// Adds (`on`) or removes my reaction with `emoji`; answers the message as it now is.
+pub async fn react(
+    room: RoomId,
+    message: MessageId,
+    emoji: &str,
+    on: bool,
+) -> Result<Message, ClientError> {
+    let emoji = String::from(js_sys::encode_uri_component(emoji));
+    let url = format!("/api/rooms/{room}/messages/{message}/reactions/{emoji}");
+    let resp = if on {
+        // A PUT must declare a JSON body (CSRF guard), even an empty one.
+        Request::put(&url)
+            .header("Content-Type", "application/json")
+            .body("{}")
+            .map_err(|_| ClientError::network())?
+            .send()
+            .await
+    } else {
+        Request::delete(&url).send().await
+    }
+    .map_err(|_| ClientError::network())?;
+    read(resp).await
 }

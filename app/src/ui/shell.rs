@@ -56,6 +56,7 @@ fn SignedInLayout() -> impl IntoView {
         offline.remove();
         online.remove();
         socket::disconnect();
+        super::chat::upload::abort_all();
     });
 
     let logout_error = RwSignal::new(None::<String>);

@@ -1,13 +1,16 @@
-//! The chat UI: state fed by the WebSocket (`state`, `socket`), the sidebar, the room pane and
-//! the dialogs.
+//! The chat UI: state fed by the WebSocket (`state`, `socket`), the sidebar, the room pane
+//! (`room`, its rows in `message`, attachments in `media`, uploads in `upload`) and the dialogs.
 
 mod dialogs;
 mod emoji;
 mod format;
+mod media;
+mod message;
 mod room;
 mod sidebar;
 pub mod socket;
 pub mod state;
+pub mod upload;
 
 pub use room::{RoomPane, start_timers};
 pub use sidebar::Sidebar;

@@ -1,44 +1,26 @@
 //! The room pane: header, message list (day separators, sender grouping, infinite scroll
-//! upward, stick-to-bottom only when already at the bottom), typing line and composer; plus
-//! the members panel (presence, invite, kick) and settings for owners and admins.
+//! upward, stick-to-bottom only when already at the bottom), typing line and composer (with
+//! attachments: picker, drag and drop, paste); plus the members panel (presence, invite, kick)
+//! and settings for owners and admins. Rows themselves are drawn by `chat::message`.
 
 use std::time::Duration;
 
-use leptos::ev::{KeyboardEvent, SubmitEvent};
+use leptos::ev::{ClipboardEvent, DragEvent, KeyboardEvent, SubmitEvent};
 use leptos::html;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_router::hooks::{use_navigate, use_params_map};
 
-use super::socket;
-use super::state::{Chat, Outgoing, now_ms, use_chat};
-use super::{clock_time, day_key, day_label};
-use crate::api::{Member, Message, RoomSummary, UpdateRoomRequest};
+use super::message::{EditState, Row, RowContext, build_rows, render_row};
+use super::state::{Chat, now_ms, use_chat};
+use super::{socket, upload};
+use crate::api::{Attachment, Member, Message, RoomSummary, UpdateRoomRequest};
 use crate::domain::{MessageBody, Role, RoomId, RoomKind};
 use crate::protocol::ClientFrame;
 use crate::ui::client;
 
-/// Messages from one sender closer than this are grouped under one name.
-const GROUP_WITHIN_MS: i64 = 5 * 60 * 1000;
 /// Typing notices are re-sent at most this often while typing.
 const TYPING_EVERY_MS: f64 = 3000.0;
-
-#[derive(Clone, PartialEq)]
-enum Row {
-    Day(String, String),
-    Message(Message, bool),
-    Pending(Outgoing),
-}
-
-impl Row {
-    fn key(&self) -> String {
-        match self {
-            Row::Day(key, _) => format!("d{key}"),
-            Row::Message(m, first) => format!("m{}-{first}", m.seq),
-            Row::Pending(p) => format!("p{}-{}", p.client_id, p.failed.is_some()),
-        }
-    }
-}
 
 #[component]
 pub fn RoomPane(open_drawer: Callback<()>) -> impl IntoView {
@@ -64,6 +46,88 @@ fn RoomView(room_id: RoomId, open_drawer: Callback<()>) -> impl IntoView {
     let room = Memo::new(move |_| chat.room(room_id));
     let panel = RwSignal::new(false);
     let replying = RwSignal::new(None::<Message>);
+    let edit = EditState::new();
+    let reacting = RwSignal::new(None::<Message>);
+    let lightbox = RwSignal::new(None::<Attachment>);
+    // Why some files were not attached (the 10-per-message limit), shown by the composer.
+    let upload_note = RwSignal::new(None::<String>);
+    let add_files = move |files: Vec<web_sys::File>| {
+        upload_note.set(upload::add_files(chat, room_id, files));
+    };
+    // Dragging files over the room shows the drop zone. `dragenter`/`dragleave` fire for every
+    // child crossed, so count them.
+    let drag_depth = StoredValue::new(0i32);
+    let dropping = RwSignal::new(false);
+    let carries_files = |ev: &DragEvent| {
+        ev.data_transfer().is_some_and(|dt| {
+            dt.types()
+                .includes(&wasm_bindgen::JsValue::from_str("Files"), 0)
+        })
+    };
+    let on_dragenter = move |ev: DragEvent| {
+        if carries_files(&ev) {
+            ev.prevent_default();
+            drag_depth.update_value(|d| *d += 1);
+            dropping.set(true);
+        }
+    };
+    let on_dragover = move |ev: DragEvent| {
+        if carries_files(&ev) {
+            ev.prevent_default();
+            if let Some(dt) = ev.data_transfer() {
+                dt.set_drop_effect("copy");
+            }
+        }
+    };
+    let on_dragleave = move |_: DragEvent| {
+        drag_depth.update_value(|d| *d = (*d - 1).max(0));
+        if drag_depth.get_value() == 0 {
+            dropping.set(false);
+        }
+    };
+    let on_drop = move |ev: DragEvent| {
+        drag_depth.set_value(0);
+        dropping.set(false);
+        let files = ev
+            .data_transfer()
+            .and_then(|dt| dt.files())
+            .map(|l| upload::files_of(&l))
+            .unwrap_or_default();
+        if !files.is_empty() {
+            ev.prevent_default();
+            add_files(files);
+        }
+    };
+    // Files dropped beside the drop zone (the sidebar, the header) would make the browser
+    // leave the app to show them.
+    let stray_over = window_event_listener(leptos::ev::dragover, move |ev| {
+        if carries_files(&ev) {
+            ev.prevent_default();
+        }
+    });
+    let stray_drop = window_event_listener(leptos::ev::drop, move |ev| {
+        if carries_files(&ev) {
+            ev.prevent_default();
+        }
+    });
+    on_cleanup(move || {
+        stray_over.remove();
+        stray_drop.remove();
+    });
+    let pick_reaction = Callback::new(move |emoji: String| {
+        let Some(m) = reacting.get_untracked() else {
+            return;
+        };
+        reacting.set(None);
+        let me = chat.me.with_untracked(|me| me.as_ref().map(|m| m.id));
+        let already = m
+            .reactions
+            .iter()
+            .any(|r| r.emoji == emoji && me.is_some_and(|me| r.users.contains(&me)));
+        if !already {
+            super::message::toggle_reaction(chat, room_id, m.id, emoji, true);
+        }
+    });
     let members = Signal::derive(move || {
         chat.members
             .with(|m| m.get(&room_id).cloned().unwrap_or_default())
@@ -117,28 +181,42 @@ fn RoomView(room_id: RoomId, open_drawer: Callback<()>) -> impl IntoView {
             }
         }}
         <div class="room-body">
-            <div class="room-main">
-                <MessageList room_id=room_id replying=replying/>
+            <div class="room-main" class:dropping=move || dropping.get()
+                on:dragenter=on_dragenter on:dragover=on_dragover
+                on:dragleave=on_dragleave on:drop=on_drop>
+                <MessageList room_id=room_id replying=replying edit=edit
+                    react=Callback::new(move |m: Message| reacting.set(Some(m))) lightbox=lightbox/>
                 <TypingLine room_id=room_id/>
-                <Composer room_id=room_id members=members replying=replying/>
+                <Composer room_id=room_id members=members replying=replying edit=edit
+                    upload_note=upload_note add_files=Callback::new(add_files)/>
+                <Show when=move || dropping.get()>
+                    <div class="drop-zone" aria-hidden="true"><span>"Drop files to attach them"</span></div>
+                </Show>
             </div>
             <Show when=move || panel.get() && room.get().is_some()>
                 <MembersPanel room=Signal::derive(move || room.get()) members=members
                     reload=Callback::new(move |()| load_members())/>
             </Show>
         </div>
+        <Show when=move || reacting.with(Option::is_some)>
+            <div class="picker-backdrop" on:click=move |_| reacting.set(None)></div>
+            <div class="reaction-picker">
+                <super::emoji::EmojiPicker on_pick=pick_reaction
+                    on_close=Callback::new(move |()| reacting.set(None))/>
+            </div>
+        </Show>
+        <super::media::Lightbox shown=lightbox/>
     }
 }
 
-/// What a message row can ask of its list.
-#[derive(Clone, Copy)]
-struct RowActions {
-    reply: Callback<Message>,
-    jump: Callback<i64>,
-}
-
 #[component]
-fn MessageList(room_id: RoomId, replying: RwSignal<Option<Message>>) -> impl IntoView {
+fn MessageList(
+    room_id: RoomId,
+    replying: RwSignal<Option<Message>>,
+    edit: EditState,
+    react: Callback<Message>,
+    lightbox: RwSignal<Option<Attachment>>,
+) -> impl IntoView {
     let chat = use_chat();
     let list = NodeRef::<html::Div>::new();
     let at_bottom = StoredValue::new(true);
@@ -260,9 +338,23 @@ fn MessageList(room_id: RoomId, replying: RwSignal<Option<Message>>) -> impl Int
             });
         });
     });
-    let actions = RowActions {
+    let who = RwSignal::new(None);
+    // The "who reacted" popover closes with the next click anywhere.
+    let close_who = window_event_listener(leptos::ev::click, move |_| {
+        if who.try_with_untracked(Option::is_some) == Some(true) {
+            who.set(None);
+        }
+    });
+    on_cleanup(move || close_who.remove());
+    let ctx = RowContext {
+        room_id,
         reply: Callback::new(move |m: Message| replying.set(Some(m))),
         jump,
+        react,
+        edit,
+        active: RwSignal::new(None),
+        who,
+        lightbox,
     };
 
     view! {
@@ -277,128 +369,9 @@ fn MessageList(room_id: RoomId, replying: RwSignal<Option<Message>>) -> impl Int
                 }}
             </div>
             <For each=move || rows.get() key=Row::key let(row)>
-                {render_row(chat, row, actions)}
+                {render_row(chat, row, ctx)}
             </For>
         </div>
-    }
-}
-
-fn build_rows(chat: Chat, room_id: RoomId) -> Vec<Row> {
-    let mut rows = Vec::new();
-    let mut last_day = String::new();
-    let mut last: Option<(crate::domain::UserId, i64)> = None;
-    chat.timelines.with(|t| {
-        if let Some(tl) = t.get(&room_id) {
-            for m in tl.messages.values() {
-                let day = day_key(m.created_at);
-                if day != last_day {
-                    rows.push(Row::Day(day.clone(), day_label(m.created_at)));
-                    last_day = day;
-                    last = None;
-                }
-                let first = !last.is_some_and(|(who, at)| {
-                    who == m.sender_id && m.created_at - at < GROUP_WITHIN_MS
-                });
-                last = Some((m.sender_id, m.created_at));
-                rows.push(Row::Message(m.clone(), first));
-            }
-        }
-    });
-    chat.outbox.with(|o| {
-        for p in o.iter().filter(|p| p.room_id == room_id) {
-            rows.push(Row::Pending(p.clone()));
-        }
-    });
-    rows
-}
-
-/// Message bodies whose characters are all emoji-ish and few get shown large.
-fn only_emoji(text: &str) -> bool {
-    let t = text.trim();
-    !t.is_empty()
-        && t.chars().count() <= 8
-        && t.chars().all(|c| {
-            c.is_whitespace() || (c as u32) >= 0x2190 && !c.is_alphanumeric() || c == '\u{200d}'
-        })
-}
-
-fn quote(chat: Chat, reply: &crate::api::ReplyRef, actions: RowActions) -> AnyView {
-    let sender = reply.sender_id;
-    let seq = reply.seq;
-    let excerpt = crate::markdown::plain_text(&crate::markdown::parse(&reply.excerpt));
-    view! {
-        <button type="button" class="quote" aria-label="Show the original message"
-            on:click=move |_| actions.jump.run(seq)>
-            <strong>{move || chat.name_of(sender)}</strong> " " <span>{excerpt}</span>
-        </button>
-    }
-    .into_any()
-}
-
-fn render_row(chat: Chat, row: Row, actions: RowActions) -> AnyView {
-    match row {
-        Row::Day(_, label) => view! {
-            <div class="day-separator" role="separator"><span>{label}</span></div>
-        }
-        .into_any(),
-        Row::Message(m, first) => {
-            let mine = chat
-                .me
-                .with_untracked(|me| me.as_ref().is_some_and(|me| me.id == m.sender_id));
-            let sender = m.sender_id;
-            let original = m.clone();
-            let body = m.body.to_string();
-            let big = only_emoji(&body);
-            let me_name = chat
-                .me
-                .with_untracked(|me| me.as_ref().map(|m| m.username.to_string()));
-            let mentions_me = me_name
-                .as_ref()
-                .is_some_and(|u| crate::markdown::mentions(&body).contains(u));
-            view! {
-                <article class="message" class:first=first class:mine=mine
-                    class:mentions-me=mentions_me data-seq=m.seq>
-                    {first.then(|| view! {
-                        <header class="message-head">
-                            <strong class="sender">{move || chat.name_of(sender)}</strong>
-                            <time class="time">{clock_time(m.created_at)}</time>
-                        </header>
-                    })}
-                    <div class="message-actions">
-                        <button type="button" class="link" aria-label=move || format!("Reply to {}", chat.name_of(sender))
-                            on:click=move |_| actions.reply.run(original.clone())>"Reply"</button>
-                    </div>
-                    {m.reply_to.as_ref().map(|r| quote(chat, r, actions))}
-                    <div class="body" class:big=big title=clock_time(m.created_at)>
-                        {super::format::render_body(&body, me_name.as_deref())}
-                    </div>
-                </article>
-            }
-            .into_any()
-        }
-        Row::Pending(p) => {
-            let client_id = p.client_id.clone();
-            let failed = p.failed.clone();
-            let is_failed = failed.is_some();
-            view! {
-                <article class="message first mine pending" class:failed=is_failed>
-                    <header class="message-head">
-                        <strong class="sender">{move || chat.me.with(|me| me.as_ref().map(|m| m.display_name.to_string()).unwrap_or_default())}</strong>
-                        <span class="status">{if is_failed { "Failed" } else { "Sending…" }}</span>
-                    </header>
-                    {p.reply_to.as_ref().map(|r| view! {
-                        <p class="quote">"↪ " {chat.name_of(r.sender_id)}</p>
-                    })}
-                    <div class="body">{super::format::render_body(&p.body, None)}</div>
-                    {failed.map(|why| view! {
-                        <p class="send-error" role="alert">{why} " "
-                            <button class="link" on:click=move |_| socket::retry(chat, &client_id)>"Retry"</button>
-                        </p>
-                    })}
-                </article>
-            }
-            .into_any()
-        }
     }
 }
 
@@ -455,6 +428,9 @@ fn Composer(
     room_id: RoomId,
     members: Signal<Vec<Member>>,
     replying: RwSignal<Option<Message>>,
+    edit: EditState,
+    upload_note: RwSignal<Option<String>>,
+    add_files: Callback<Vec<web_sys::File>>,
 ) -> impl IntoView {
     let chat = use_chat();
     let text = RwSignal::new(String::new());
@@ -520,17 +496,32 @@ fn Composer(
             });
         }
     };
+    let file_input = NodeRef::<html::Input>::new();
+    let uploading = move || upload::busy(chat, room_id);
     let submit = move || {
         let body = text.get_untracked();
-        if body.trim().is_empty() {
+        let (busy, with_files) =
+            untrack(|| (upload::busy(chat, room_id), upload::has_done(chat, room_id)));
+        if busy {
+            error.set(Some("Wait until the files are uploaded.".into()));
             return;
         }
-        if let Err(e) = MessageBody::parse(&body) {
-            error.set(Some(e.to_string()));
-            return;
-        }
+        let body = if body.trim().is_empty() {
+            if !with_files {
+                return;
+            }
+            String::new()
+        } else {
+            if let Err(e) = MessageBody::parse(&body) {
+                error.set(Some(e.to_string()));
+                return;
+            }
+            body
+        };
         error.set(None);
-        socket::post(chat, room_id, body, replying.get_untracked());
+        upload_note.set(None);
+        let attachments = upload::take_done(chat, room_id);
+        socket::post(chat, room_id, body, replying.get_untracked(), attachments);
         replying.set(None);
         text.set(String::new());
         if let Some(el) = input.get_untracked() {
@@ -601,6 +592,40 @@ fn Composer(
             ev.prevent_default();
             submit();
         }
+        // ArrowUp in an empty composer edits my last message.
+        if ev.key() == "ArrowUp"
+            && !ev.shift_key()
+            && !ev.is_composing()
+            && text.with_untracked(String::is_empty)
+            && let Some(m) = super::message::my_last_message(chat, room_id)
+        {
+            ev.prevent_default();
+            edit.open(&m);
+        }
+    };
+    let on_paste = move |ev: ClipboardEvent| {
+        let files = ev
+            .clipboard_data()
+            .and_then(|dt| dt.files())
+            .map(|l| upload::files_of(&l))
+            .unwrap_or_default();
+        // Plain text pastes as usual; only files are taken over.
+        if !files.is_empty() {
+            ev.prevent_default();
+            add_files.run(files);
+        }
+    };
+    let on_files_chosen = move |_| {
+        let Some(input) = file_input.get_untracked() else {
+            return;
+        };
+        let files = input
+            .files()
+            .map(|l| upload::files_of(&l))
+            .unwrap_or_default();
+        // Cleared so that choosing the same file again is a change too.
+        input.set_value("");
+        add_files.run(files);
     };
     let on_input = move |ev| {
         let value = event_target_value(&ev);
@@ -641,6 +666,14 @@ fn Composer(
                     </div>
                 }
             })}
+            <super::upload::UploadChips room_id=room_id/>
+            <Show when=move || upload_note.get().is_some()>
+                <p class="upload-note" role="status">
+                    <span>{move || upload_note.get().unwrap_or_default()}</span>
+                    <button type="button" class="link" aria-label="Dismiss"
+                        on:click=move |_| upload_note.set(None)>"✕"</button>
+                </p>
+            </Show>
             <Show when=move || picker_open.get()>
                 <super::emoji::EmojiPicker on_pick=pick_emoji
                     on_close=Callback::new(move |()| picker_open.set(false))/>
@@ -660,6 +693,12 @@ fn Composer(
                 </ul>
             </Show>
             <div class="composer-row">
+                <input type="file" multiple=true class="file-input" node_ref=file_input
+                    tabindex="-1" aria-hidden="true" on:change=on_files_chosen/>
+                <button type="button" class="icon-button attach" aria-label="Attach files" title="Attach files"
+                    on:click=move |_| if let Some(input) = file_input.get_untracked() { input.click(); }>
+                    {super::media::paperclip_icon()}
+                </button>
                 <textarea
                     node_ref=input
                     name="message"
@@ -670,11 +709,14 @@ fn Composer(
                     prop:value=move || text.get()
                     on:input=on_input
                     on:keydown=on_keydown
+                    on:paste=on_paste
                 ></textarea>
                 <button type="button" class="icon-button emoji-toggle" aria-label="Emoji"
                     aria-expanded=move || picker_open.get().to_string()
                     on:click=move |_| picker_open.update(|o| *o = !*o)>"☺"</button>
-                <button type="submit" class="primary" aria-label="Send">"Send"</button>
+                <button type="submit" class="primary" aria-label="Send"
+                    prop:disabled=uploading
+                    title=move || uploading().then_some("Wait until the files are uploaded")>"Send"</button>
             </div>
             <Show when=move || { count() > MessageBody::MAX_CHARS - 200 }>
                 <p class="counter" class:over={move || count() > MessageBody::MAX_CHARS}>

@@ -211,6 +211,7 @@ fn send_message(p: &Outgoing) -> bool {
         client_id: p.client_id.clone(),
         body: p.body.clone(),
         reply_to: p.reply_to.as_ref().map(|m| m.id),
+        attachments: p.attachments.iter().map(|a| a.id.clone()).collect(),
     })
 }
 
@@ -223,7 +224,13 @@ fn new_client_id() -> String {
 }
 
 /// Queues a message optimistically and sends it when it can.
-pub fn post(chat: Chat, room_id: RoomId, body: String, reply_to: Option<crate::api::Message>) {
+pub fn post(
+    chat: Chat,
+    room_id: RoomId,
+    body: String,
+    reply_to: Option<crate::api::Message>,
+    attachments: Vec<crate::api::Attachment>,
+) {
     let pending = Outgoing {
         client_id: new_client_id(),
         room_id,
@@ -231,6 +238,7 @@ pub fn post(chat: Chat, room_id: RoomId, body: String, reply_to: Option<crate::a
         created_at: now_ms(),
         failed: None,
         reply_to,
+        attachments,
     };
     chat.outbox.update(|o| o.push(pending.clone()));
     send_message(&pending);

@@ -1,13 +1,18 @@
 //! The client's chat state as signals, and how each server frame changes it.
 //!
 //! The WebSocket is the only writer of room, message, presence and typing state (`apply`);
-//! views only read. HTTP answers (history pages, member lists) merge into the same signals.
+//! views only read. HTTP answers (history pages, member lists, the message an edit, delete or
+//! reaction returns) merge into the same signals.
+//!
+//! Messages change after they are stored (edits, deletions, reactions). Each change has a room
+//! revision (`rev`); the client keeps the highest one it got from the socket per room and
+//! resumes from it, so changes made while it was away arrive in `synced.updated`.
 
 use std::collections::{BTreeMap, HashMap};
 
 use leptos::prelude::*;
 
-use crate::api::{Member, Message, RoomSummary, User};
+use crate::api::{Attachment, Member, Message, RoomSummary, User};
 use crate::domain::{RoomId, RoomKind, UserId};
 use crate::protocol::{LeftReason, Presence, RoomCursor, ServerFrame};
 
@@ -22,12 +27,38 @@ pub struct Outgoing {
     pub failed: Option<String>,
     /// The message this one replies to.
     pub reply_to: Option<Message>,
+    /// Uploaded files sent with it (their names are shown while sending).
+    pub attachments: Vec<Attachment>,
+}
+
+/// A file being uploaded for the next message of a room, or uploaded and waiting for Send.
+/// The request itself lives in `chat::upload` (it is not `Send`); this is what the view shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingUpload {
+    /// Local id, also the key of the request in `chat::upload`.
+    pub key: u64,
+    pub room_id: RoomId,
+    pub name: String,
+    pub state: UploadState,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum UploadState {
+    /// Fraction sent, 0 to 1 (`None` until the browser reports a total).
+    Uploading(Option<f64>),
+    Done(Attachment),
+    /// The server's (or the network's) reason, for the chip.
+    Failed(String),
 }
 
 /// What the client holds of one room: a contiguous run of messages ending at the newest.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Timeline {
     pub messages: BTreeMap<i64, Message>,
+    /// The highest room revision received over the socket (`synced.last_rev`,
+    /// `message_updated`): the `last_rev` of the next `hello`. HTTP answers never raise it: the
+    /// socket may still owe us older changes, which a resume from a higher cursor would skip.
+    pub last_rev: i64,
     /// The catch-up after the last (re)connect has arrived.
     pub synced: bool,
     pub loading_older: bool,
@@ -37,6 +68,36 @@ impl Timeline {
     pub fn has_older(&self) -> bool {
         self.messages.keys().next().is_some_and(|first| *first > 1)
     }
+
+    /// Replaces the held copy of `message` (same seq and id) unless the held one is newer, and
+    /// refreshes its quote in held replies. A message not held is not inserted (that could
+    /// leave a gap in the run), but replies to it still get the new quote.
+    fn update(&mut self, message: Message) {
+        let held = self
+            .messages
+            .get(&message.seq)
+            .filter(|held| held.id == message.id);
+        // Stale (an HTTP answer overtaken by a newer frame), or nothing new.
+        if held.is_some_and(|held| held.rev > message.rev || *held == message) {
+            return;
+        }
+        let is_held = held.is_some();
+        let excerpt = excerpt(&message.body);
+        for m in self.messages.values_mut() {
+            if let Some(r) = m.reply_to.as_mut().filter(|r| r.id == message.id) {
+                r.excerpt.clone_from(&excerpt);
+                r.deleted = message.deleted;
+            }
+        }
+        if is_held {
+            self.messages.insert(message.seq, message);
+        }
+    }
+}
+
+/// The start of a message's text as a quote shows it (the server's rule: 160 characters).
+fn excerpt(body: &str) -> String {
+    body.chars().take(160).collect()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -68,6 +129,8 @@ pub struct Chat {
     pub connection: RwSignal<Connection>,
     /// A message for the user that is not tied to a form (e.g. "you were removed from X").
     pub notice: RwSignal<Option<String>>,
+    /// Files attached (or being attached) to the next message, per room.
+    pub uploads: RwSignal<Vec<PendingUpload>>,
 }
 
 /// How long a typing indicator lives without a refresh.
@@ -92,6 +155,7 @@ impl Chat {
             emoji_loading: RwSignal::new(false),
             connection: RwSignal::new(Connection::Connecting),
             notice: RwSignal::new(None),
+            uploads: RwSignal::new(Vec::new()),
         }
     }
 
@@ -110,6 +174,7 @@ impl Chat {
                     tl.messages.keys().next_back().map(|last| RoomCursor {
                         room_id: *room,
                         last_seq: *last,
+                        last_rev: tl.last_rev,
                     })
                 })
                 .collect()
@@ -177,7 +242,28 @@ impl Chat {
             let tl = t.entry(room).or_default();
             tl.loading_older = false;
             for m in messages {
+                // A change that came over the socket meanwhile may be newer than this page.
+                if tl.messages.get(&m.seq).is_some_and(|held| held.rev > m.rev) {
+                    continue;
+                }
                 tl.messages.insert(m.seq, m);
+            }
+        });
+    }
+
+    /// A message's new state: from a `message_updated` frame (`from_socket`), or from the
+    /// answer to our own edit, delete or reaction (shown at once; the frame follows).
+    pub fn update_message(&self, message: Message, from_socket: bool) {
+        if !self.alive() {
+            return;
+        }
+        let room = message.room_id;
+        let rev = message.rev;
+        self.timelines.update(|t| {
+            let Some(tl) = t.get_mut(&room) else { return };
+            tl.update(message);
+            if from_socket {
+                tl.last_rev = tl.last_rev.max(rev);
             }
         });
     }
@@ -256,16 +342,25 @@ impl Chat {
             ServerFrame::Synced {
                 room_id,
                 messages,
+                updated,
                 limited,
+                last_rev,
             } => {
                 self.timelines.update(|t| {
                     let tl = t.entry(room_id).or_default();
                     if limited {
                         tl.messages.clear();
+                        tl.last_rev = 0;
                     }
                     for m in messages {
                         tl.messages.insert(m.seq, m);
                     }
+                    for m in updated {
+                        tl.update(m);
+                    }
+                    // New messages may quote held ones that changed; their excerpts are
+                    // current already (the server writes them when it sends).
+                    tl.last_rev = tl.last_rev.max(last_rev);
                     tl.synced = true;
                 });
                 // Our own messages that were stored before the connection dropped: confirmed.
@@ -286,6 +381,7 @@ impl Chat {
                 });
             }
             ServerFrame::Message { message } => self.insert_message(message),
+            ServerFrame::MessageUpdated { message } => self.update_message(message, true),
             ServerFrame::Sent { message, .. } => self.insert_message(message),
             ServerFrame::Error {
                 message, client_id, ..
@@ -340,6 +436,7 @@ impl Chat {
                     m.remove(&room_id);
                 });
                 self.outbox.update(|o| o.retain(|p| p.room_id != room_id));
+                self.uploads.update(|u| u.retain(|p| p.room_id != room_id));
                 if reason == LeftReason::Kicked {
                     self.notice
                         .set(Some(format!("You were removed from {name}.")));
