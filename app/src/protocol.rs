@@ -56,6 +56,9 @@ pub enum ClientFrame {
     /// The user is (or stopped) typing in a room. Send `active: true` at most every 3 s while
     /// typing; receivers expire it after 6 s on their own.
     Typing { room_id: RoomId, active: bool },
+    /// The user has seen the room up to `seq` (forward only). Their other tabs get
+    /// `read_state`; members who share receipts get `receipt`.
+    Read { room_id: RoomId, seq: i64 },
     /// The tab was hidden or shown (`document.visibilityState`). While a user has a visible
     /// tab, they get no Web Push notifications (they see the message already). Tabs start
     /// visible.
@@ -126,6 +129,15 @@ pub enum ServerFrame {
         room_id: RoomId,
         user_id: UserId,
         active: bool,
+    },
+    /// Your read marker in a room moved (from this tab or another of yours).
+    ReadState(crate::api::ReadState),
+    /// A member who shares read receipts has read the room up to `last_read_seq`. Only sent
+    /// to users who share receipts themselves.
+    Receipt {
+        room_id: RoomId,
+        user_id: UserId,
+        last_read_seq: i64,
     },
     /// You are now in a room (you created, joined, were invited, or opened a DM). Its messages
     /// follow in a `synced` frame.

@@ -177,7 +177,7 @@ impl Pusher {
             title,
             body: excerpt(message),
             room_id: Some(message.room_id),
-            url: format!("/?room={}", message.room_id),
+            url: format!("/rooms/{}", message.room_id),
             tag: format!("room-{}", message.room_id),
         };
         let bytes: Arc<[u8]> = serde_json::to_vec(&payload)?.into();

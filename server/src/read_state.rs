@@ -6,6 +6,7 @@
 
 use app::api::{MuteRequest, ReadRequest, ReadState, RoomSummary, Settings};
 use app::domain::RoomId;
+use app::protocol::ServerFrame;
 use axum::extract::{Path, State};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
@@ -31,15 +32,30 @@ pub async fn mark(
     room: RoomId,
     seq: i64,
 ) -> Result<Option<ReadState>, ApiError> {
-    let Some((read, _moved)) = state.storage.update_last_read(room, user, seq).await? else {
+    let Some((read, moved)) = state.storage.update_last_read(room, user, seq).await? else {
         return Ok(None);
     };
-    Ok(Some(ReadState {
+    let read = ReadState {
         room_id: room,
         last_read_seq: read.last_read_seq,
         unread: read.unread,
         mentions: read.mentions,
-    }))
+    };
+    if moved {
+        let frame = ServerFrame::ReadState(read);
+        for conn in state.hub.user_conns(user) {
+            conn.send_frame(&frame);
+        }
+        if state.storage.read_share_receipts(user).await? {
+            let receipt = ServerFrame::Receipt {
+                room_id: room,
+                user_id: user,
+                last_read_seq: read.last_read_seq,
+            };
+            state.hub.broadcast_receipt(room, &receipt, user);
+        }
+    }
+    Ok(Some(read))
 }
 
 async fn mark_read(
@@ -102,6 +118,9 @@ async fn update_settings(
             .storage
             .update_share_receipts(session.user_id, share)
             .await?;
+        for conn in state.hub.user_conns(session.user_id) {
+            conn.set_shares_receipts(share);
+        }
     }
     read_settings(State(state), session).await
 }

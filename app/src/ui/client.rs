@@ -215,3 +215,83 @@ pub async fn react(
     .map_err(|_| ClientError::network())?;
     read(resp).await
 }
+
+/// `PUT /api/rooms/{room}/mute`.
+pub async fn mute(room: RoomId, muted: bool) -> Result<RoomSummary, ClientError> {
+    let resp = Request::put(&format!("/api/rooms/{room}/mute"))
+        .json(&crate::api::MuteRequest { muted })
+        .map_err(|_| ClientError::network())?
+        .send()
+        .await
+        .map_err(|_| ClientError::network())?;
+    read(resp).await
+}
+
+pub async fn settings() -> Result<crate::api::Settings, ClientError> {
+    get("/api/settings").await
+}
+
+/// `PATCH /api/settings`.
+pub async fn update_settings(
+    settings: &crate::api::Settings,
+) -> Result<crate::api::Settings, ClientError> {
+    let resp = Request::patch("/api/settings")
+        .json(settings)
+        .map_err(|_| ClientError::network())?
+        .send()
+        .await
+        .map_err(|_| ClientError::network())?;
+    read(resp).await
+}
+
+#[derive(serde::Deserialize)]
+struct PushKey {
+    public_key: String,
+}
+
+/// The server's VAPID public key (base64url).
+pub async fn push_key() -> Result<String, ClientError> {
+    get::<PushKey>("/api/push/key").await.map(|k| k.public_key)
+}
+
+/// `POST /api/push/subscriptions` with `PushSubscription.toJSON()`.
+pub async fn push_subscribe(subscription_json: &str) -> Result<(), ClientError> {
+    let resp = Request::post("/api/push/subscriptions")
+        .header("Content-Type", "application/json")
+        .body(subscription_json)
+        .map_err(|_| ClientError::network())?
+        .send()
+        .await
+        .map_err(|_| ClientError::network())?;
+    if resp.ok() {
+        Ok(())
+    } else {
+        read::<serde_json::Value>(resp).await.map(|_| ())
+    }
+}
+
+pub async fn push_unsubscribe(endpoint: &str) -> Result<(), ClientError> {
+    let resp = Request::post("/api/push/unsubscribe")
+        .json(&serde_json::json!({ "endpoint": endpoint }))
+        .map_err(|_| ClientError::network())?
+        .send()
+        .await
+        .map_err(|_| ClientError::network())?;
+    if resp.ok() {
+        Ok(())
+    } else {
+        read::<serde_json::Value>(resp).await.map(|_| ())
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct TestSent {
+    sent: usize,
+}
+
+/// Sends a test notification to each of my subscriptions; how many were accepted.
+pub async fn push_test() -> Result<usize, ClientError> {
+    post::<_, TestSent>("/api/push/test", &serde_json::json!({}))
+        .await
+        .map(|t| t.sent)
+}

@@ -52,7 +52,26 @@ fn SignedInLayout() -> impl IntoView {
     let online = window_event_listener(leptos::ev::online, move |_| {
         socket::came_online(chat, on_session_end)
     });
+    let visibility = socket::watch_visibility();
+    // The tab title and the installed app's badge show the unread total.
+    Effect::new(move |_| {
+        let total = chat.unread_total();
+        if let Some(doc) = web_sys::window().and_then(|w| w.document()) {
+            doc.set_title(&if total > 0 {
+                format!("({total}) Natter")
+            } else {
+                "Natter".to_owned()
+            });
+        }
+        set_app_badge(total);
+    });
+    let settings_open = RwSignal::new(false);
     on_cleanup(move || {
+        visibility.remove();
+        set_app_badge(0);
+        if let Some(doc) = web_sys::window().and_then(|w| w.document()) {
+            doc.set_title("Natter");
+        }
         offline.remove();
         online.remove();
         socket::disconnect();
@@ -115,8 +134,13 @@ fn SignedInLayout() -> impl IntoView {
                         <strong class="me-display-name">{display_name}</strong>
                         <span class="me-username">"@" {username}</span>
                     </div>
+                    <button class="icon-button settings" aria-label="Settings" title="Settings"
+                        on:click=move |_| settings_open.set(true)>"⚙"</button>
                     <button class="secondary logout" on:click=logout>"Log out"</button>
                 </footer>
+                <Show when=move || settings_open.get()>
+                    <super::chat::settings::SettingsDialog on_close=Callback::new(move |()| settings_open.set(false))/>
+                </Show>
                 <Show when=move || logout_error.get().is_some()>
                     <p class="form-error" role="alert">{move || logout_error.get().unwrap_or_default()}</p>
                 </Show>
@@ -138,6 +162,36 @@ fn SignedInLayout() -> impl IntoView {
                 <Outlet/>
             </main>
         </div>
+    }
+}
+
+/// `navigator.setAppBadge(n)` / `clearAppBadge()` where supported (installed PWAs).
+fn set_app_badge(n: i64) {
+    let Some(nav) = web_sys::window().map(|w| w.navigator()) else {
+        return;
+    };
+    let name = if n > 0 {
+        "setAppBadge"
+    } else {
+        "clearAppBadge"
+    };
+    if let Ok(f) = js_sys::Reflect::get(&nav, &wasm_bindgen::JsValue::from_str(name))
+        && let Some(f) = wasm_bindgen::JsCast::dyn_ref::<js_sys::Function>(&f)
+    {
+        let result = if n > 0 {
+            f.call1(&nav, &wasm_bindgen::JsValue::from_f64(n as f64))
+        } else {
+            f.call0(&nav)
+        };
+        // A rejected promise (no permission) is harmless: the title shows the count anyway.
+        if let Ok(promise) = result.and_then(|p| {
+            wasm_bindgen::JsCast::dyn_into::<js_sys::Promise>(p)
+                .map_err(|_| wasm_bindgen::JsValue::NULL)
+        }) {
+            spawn_local(async move {
+                wasm_bindgen_futures::JsFuture::from(promise).await.ok();
+            });
+        }
     }
 }
 

@@ -83,6 +83,10 @@ async fn run(state: AppState, socket: WebSocket, session: AuthSession, user: Use
         Arc::from(session.session_id.as_str()),
         tx,
     );
+    match state.storage.read_share_receipts(user.id).await {
+        Ok(share) => conn.set_shares_receipts(share),
+        Err(e) => tracing::warn!(error = ?e, "reading the receipts setting failed"),
+    }
     let came_online = match state.hub.connect(&conn, state.config.limits.ws_per_user) {
         Ok(first) => first,
         Err(_) => {
@@ -444,6 +448,22 @@ impl Handler for ChatHandler {
             } => {
                 self.send(room_id, client_id, body, reply_to, attachments)
                     .await
+            }
+            ClientFrame::Read { room_id, seq } => {
+                if self.state.hub.is_subscribed(room_id, self.conn.id) {
+                    if let Err(e) =
+                        crate::read_state::mark(&self.state, self.user.id, room_id, seq).await
+                    {
+                        tracing::warn!(error = ?e, "marking read failed");
+                    }
+                } else {
+                    self.error(
+                        ErrorCode::NotFound,
+                        "No such room, or you are not a member of it.",
+                        None,
+                    );
+                }
+                Flow::Continue
             }
             ClientFrame::Visibility { visible } => {
                 self.conn.set_hidden(!visible);

@@ -74,6 +74,8 @@ struct Closing {
     /// The tab reported itself hidden (`visibility` frame): it does not count as seeing
     /// notifications.
     hidden: std::sync::atomic::AtomicBool,
+    /// The user does not share read receipts: they get none either.
+    no_receipts: std::sync::atomic::AtomicBool,
     token: CancellationToken,
     code: AtomicU16,
     reason: Mutex<&'static str>,
@@ -140,6 +142,14 @@ impl ConnHandle {
 
     pub fn set_hidden(&self, hidden: bool) {
         self.closing.hidden.store(hidden, Ordering::Relaxed);
+    }
+
+    pub fn set_shares_receipts(&self, share: bool) {
+        self.closing.no_receipts.store(!share, Ordering::Relaxed);
+    }
+
+    pub fn shares_receipts(&self) -> bool {
+        !self.closing.no_receipts.load(Ordering::Relaxed)
     }
 
     pub fn is_hidden(&self) -> bool {
@@ -394,6 +404,20 @@ impl Hub {
         let channel = channel.lock().unwrap_or_else(|p| p.into_inner());
         for sub in channel.subs.values() {
             if Some(sub.user) != except {
+                sub.send(Outgoing::Frame(bytes.clone()));
+            }
+        }
+    }
+
+    /// Sends a read receipt to the room's followers who share receipts, except the reader.
+    pub fn broadcast_receipt(&self, room: RoomId, frame: &ServerFrame, reader: UserId) {
+        let Some(channel) = self.existing(room) else {
+            return;
+        };
+        let bytes = encode(frame);
+        let channel = channel.lock().unwrap_or_else(|p| p.into_inner());
+        for sub in channel.subs.values() {
+            if sub.user != reader && sub.shares_receipts() {
                 sub.send(Outgoing::Frame(bytes.clone()));
             }
         }

@@ -144,7 +144,7 @@ async fn a_dm_to_someone_without_a_tab_is_pushed_encrypted_and_signed() {
     assert_eq!(payload["title"], "bob");
     assert_eq!(payload["body"], "Lunch at noon?");
     assert_eq!(payload["room_id"], room);
-    assert_eq!(payload["url"], format!("/?room={room}"));
+    assert_eq!(payload["url"], format!("/rooms/{room}"));
 
     // While Alice has a visible tab open, she gets no push; a hidden tab does not count.
     let mut tab = app.ws(&alice).await;

@@ -213,3 +213,76 @@ async fn receipts_are_shared_by_default_and_the_setting_hides_them_both_ways() {
     // His own counts still work.
     assert_eq!(room_summary(&app, &bob, room).await["unread"], 1);
 }
+
+#[tokio::test]
+async fn reading_in_one_tab_updates_the_others_and_sends_receipts_to_those_who_share() {
+    let app = spawn_app().await;
+    let alice = app.signup_ok(&bot(), "alice").await;
+    let bob = app.signup_ok(&bot(), "bob").await;
+    let carol = app.signup_ok(&bot(), "carol").await;
+    let bob_id = app.user_id(&bob).await;
+    let room = app.create_room(&alice, "general", "public").await;
+    app.join(&bob, room).await;
+    app.join(&carol, room).await;
+    app.authed(
+        &carol,
+        Method::PATCH,
+        "/api/settings",
+        Some(json!({"share_receipts": false})),
+    )
+    .await;
+    for i in 0..3 {
+        app.post_message(&alice, room, &format!("a{i}"), "hello")
+            .await;
+    }
+    let mut tab1 = app.ws(&bob).await;
+    let mut tab2 = app.ws(&bob).await;
+    let mut a = app.ws(&alice).await;
+    let mut c = app.ws(&carol).await;
+
+    tab1.send(json!({"type": "read", "room_id": room, "seq": 2}))
+        .await;
+    let state = tab2.recv("read_state").await;
+    assert_eq!(
+        state,
+        json!({"type": "read_state", "room_id": room, "last_read_seq": 2, "unread": 1, "mentions": 0})
+    );
+    assert_eq!(tab1.recv("read_state").await["last_read_seq"], 2);
+    let receipt = a.recv("receipt").await;
+    assert_eq!(
+        receipt,
+        json!({"type": "receipt", "room_id": room, "user_id": bob_id, "last_read_seq": 2})
+    );
+    // Carol does not share hers, so she sees nobody's.
+    c.assert_no("receipt").await;
+    // Reading backwards changes nothing and sends nothing.
+    tab1.send(json!({"type": "read", "room_id": room, "seq": 1}))
+        .await;
+    a.assert_no("receipt").await;
+
+    // Bob stops sharing: his reads no longer reach Alice, but his own tabs stay in sync.
+    app.authed(
+        &bob,
+        Method::PATCH,
+        "/api/settings",
+        Some(json!({"share_receipts": false})),
+    )
+    .await;
+    tab1.send(json!({"type": "read", "room_id": room, "seq": 3}))
+        .await;
+    assert_eq!(tab2.recv("read_state").await["last_read_seq"], 3);
+    a.assert_no("receipt").await;
+}
+
+#[tokio::test]
+async fn a_read_frame_for_a_room_you_are_not_in_is_refused() {
+    let app = spawn_app().await;
+    let alice = app.signup_ok(&bot(), "alice").await;
+    let eve = app.signup_ok(&bot(), "eve").await;
+    let room = app.create_room(&alice, "general", "private").await;
+    app.post_message(&alice, room, "a1", "secret").await;
+    let mut e = app.ws(&eve).await;
+    e.send(json!({"type": "read", "room_id": room, "seq": 1}))
+        .await;
+    assert_eq!(e.recv("error").await["code"], "not_found");
+}

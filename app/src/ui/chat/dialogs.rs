@@ -11,7 +11,7 @@ use crate::domain::{RoomName, Topic, Visibility};
 use crate::ui::client;
 
 #[component]
-fn Modal(title: &'static str, on_close: Callback<()>, children: Children) -> impl IntoView {
+pub fn Modal(title: &'static str, on_close: Callback<()>, children: Children) -> impl IntoView {
     view! {
         <div class="modal-backdrop" on:click=move |_| on_close.run(())></div>
         <div class="modal card" role="dialog" aria-modal="true" aria-label=title

@@ -29,6 +29,8 @@ const LONG_PRESS: Duration = Duration::from_millis(500);
 #[derive(Clone, PartialEq)]
 pub enum Row {
     Day(String, String),
+    /// "New messages": where the reader's marker was when they opened the room.
+    Unread,
     Message(Message, bool),
     Pending(Outgoing),
 }
@@ -37,6 +39,7 @@ impl Row {
     pub fn key(&self) -> String {
         match self {
             Row::Day(key, _) => format!("d{key}"),
+            Row::Unread => "unread".to_owned(),
             Row::Message(m, first) => {
                 // A reply is drawn again when its quote changes (the original was edited or
                 // deleted): its own `rev` does not move then.
@@ -97,7 +100,11 @@ pub struct RowContext {
     pub lightbox: RwSignal<Option<Attachment>>,
 }
 
-pub fn build_rows(chat: Chat, room_id: RoomId) -> Vec<Row> {
+/// The rows of a room; `unread_after` places the "New messages" divider before the first
+/// message of someone else after that seq.
+pub fn build_rows(chat: Chat, room_id: RoomId, unread_after: Option<i64>) -> Vec<Row> {
+    let me = chat.me.with_untracked(|me| me.as_ref().map(|m| m.id));
+    let mut divider = unread_after;
     let mut rows = Vec::new();
     let mut last_day = String::new();
     let mut last: Option<(UserId, i64)> = None;
@@ -114,6 +121,10 @@ pub fn build_rows(chat: Chat, room_id: RoomId) -> Vec<Row> {
                     who == m.sender_id && m.created_at - at < GROUP_WITHIN_MS
                 });
                 last = Some((m.sender_id, m.created_at));
+                if divider.is_some_and(|after| m.seq > after && Some(m.sender_id) != me) {
+                    rows.push(Row::Unread);
+                    divider = None;
+                }
                 rows.push(Row::Message(m.clone(), first));
             }
         }
@@ -525,9 +536,49 @@ fn message_view(chat: Chat, m: Message, first: bool, ctx: RowContext) -> AnyView
             }}
             {super::media::attachments_view(&m.attachments, ctx.lightbox)}
             {reactions_view(chat, &m, me, ctx)}
+            {mine.then(|| receipt_view(chat, room_id, m.seq))}
         </article>
     }
     .into_any()
+}
+
+/// Read receipts on my own message: in a DM "✓" (stored) or "✓✓" (read by the other person);
+/// in a room, on my newest message, "Seen by N" with the names on hover or tap. Reactive, so
+/// receipts never re-render the row.
+fn receipt_view(chat: Chat, room_id: RoomId, seq: i64) -> impl IntoView {
+    move || {
+        let room = chat.room(room_id)?;
+        if room.kind == crate::domain::RoomKind::Dm {
+            let peer = room.peer.as_ref().map(|p| p.id);
+            let read = peer.is_some_and(|p| chat.seen_by(room_id, seq).contains(&p));
+            return Some(if read {
+                view! { <span class="receipt read" title="Read" aria-label="Read">"✓✓"</span> }
+                    .into_any()
+            } else {
+                view! { <span class="receipt" title="Sent" aria-label="Sent">"✓"</span> }.into_any()
+            });
+        }
+        let newest_mine = my_last_message(chat, room_id).is_some_and(|m| m.seq == seq);
+        // `my_last_message` reads untracked: track the timeline so a newer message of mine
+        // moves "Seen by" to it.
+        chat.timelines.track();
+        if !newest_mine {
+            return None;
+        }
+        let seen = chat.seen_by(room_id, seq);
+        if seen.is_empty() {
+            return None;
+        }
+        let mut names: Vec<String> = seen.iter().map(|u| chat.name_of(*u)).collect();
+        names.sort();
+        let title = names.join(", ");
+        Some(view! {
+            <details class="receipt seen" title=title>
+                <summary>{format!("Seen by {}", names.len())}</summary>
+                <ul class="seen-list">{names.into_iter().map(|n| view! { <li>{n}</li> }).collect_view()}</ul>
+            </details>
+        }.into_any())
+    }
 }
 
 fn pending_view(chat: Chat, p: Outgoing) -> AnyView {
@@ -566,6 +617,10 @@ pub fn render_row(chat: Chat, row: Row, ctx: RowContext) -> AnyView {
     match row {
         Row::Day(_, label) => view! {
             <div class="day-separator" role="separator"><span>{label}</span></div>
+        }
+        .into_any(),
+        Row::Unread => view! {
+            <div class="unread-divider" role="separator" id="unread-divider"><span>"New messages"</span></div>
         }
         .into_any(),
         Row::Message(m, first) => message_view(chat, m, first, ctx),

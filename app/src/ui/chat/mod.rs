@@ -1,12 +1,13 @@
 //! The chat UI: state fed by the WebSocket (`state`, `socket`), the sidebar, the room pane
 //! (`room`, its rows in `message`, attachments in `media`, uploads in `upload`) and the dialogs.
 
-mod dialogs;
+pub mod dialogs;
 mod emoji;
 mod format;
 mod media;
 mod message;
 mod room;
+pub mod settings;
 mod sidebar;
 pub mod socket;
 pub mod state;

@@ -172,6 +172,20 @@ fn RoomView(room_id: RoomId, open_drawer: Callback<()>) -> impl IntoView {
                             </h1>
                             <p class="topic" title=r.topic.to_string()>{r.topic.to_string()}</p>
                         </div>
+                        <button class="icon-button small mute" aria-pressed=move || room.with(|r| r.as_ref().is_some_and(|r| r.muted)).to_string()
+                            title=move || if room.with(|r| r.as_ref().is_some_and(|r| r.muted)) { "Unmute notifications" } else { "Mute notifications" }
+                            aria-label=move || if room.with(|r| r.as_ref().is_some_and(|r| r.muted)) { "Unmute" } else { "Mute" }
+                            on:click=move |_| {
+                                let muted = room.with_untracked(|r| r.as_ref().is_some_and(|r| r.muted));
+                                spawn_local(async move {
+                                    match client::mute(room_id, !muted).await {
+                                        Ok(summary) => chat.apply(crate::protocol::ServerFrame::RoomJoined { room: summary }),
+                                        Err(e) => { chat.notice.try_set(Some(e.message)); }
+                                    }
+                                });
+                            }>
+                            {move || if room.with(|r| r.as_ref().is_some_and(|r| r.muted)) { "🔕" } else { "🔔" }}
+                        </button>
                         <button class="secondary small" aria-expanded=move || panel.get().to_string()
                             on:click=move |_| { panel.update(|p| *p = !*p); if panel.get_untracked() { load_members(); } }>
                             {if is_dm { "Info".to_owned() } else { format!("Members ({})", r.member_count) }}
@@ -220,7 +234,53 @@ fn MessageList(
     let chat = use_chat();
     let list = NodeRef::<html::Div>::new();
     let at_bottom = StoredValue::new(true);
-    let rows = Memo::new(move |_| build_rows(chat, room_id));
+    // Where the reader had read up to when they opened the room: the "New messages" divider.
+    let unread_after = chat.rooms.with_untracked(|rooms| {
+        rooms
+            .iter()
+            .find(|r| r.id == room_id)
+            .filter(|r| r.last_seq > r.last_read_seq)
+            .map(|r| r.last_read_seq)
+    });
+    let jumped = RwSignal::new(false);
+    let rows = Memo::new(move |_| build_rows(chat, room_id, unread_after));
+    // Reading: the tab is in front, the list is synced and scrolled to the bottom.
+    let mark_read = move || {
+        if !at_bottom.get_value() || !super::socket::tab_visible() {
+            return;
+        }
+        let newest = chat
+            .timelines
+            .try_with_untracked(|t| {
+                t.get(&room_id)
+                    .filter(|tl| tl.synced)
+                    .and_then(|tl| tl.messages.keys().next_back().copied())
+            })
+            .flatten();
+        if let Some(seq) = newest {
+            chat.mark_read(room_id, seq);
+        }
+    };
+    // The jump button goes once the divider has been on screen.
+    let check_divider = move || {
+        if jumped.get_untracked() {
+            return;
+        }
+        let Some(el) = list.get_untracked() else {
+            return;
+        };
+        if let Ok(Some(divider)) = el.query_selector("#unread-divider") {
+            let (view, at) = (
+                el.get_bounding_client_rect(),
+                divider.get_bounding_client_rect(),
+            );
+            if at.top() >= view.top() - 1.0 && at.top() <= view.bottom() {
+                jumped.set(true);
+            }
+        }
+    };
+    let on_visible = window_event_listener_untyped("visibilitychange", move |_| mark_read());
+    on_cleanup(move || on_visible.remove());
     let synced = Memo::new(move |_| {
         chat.timelines
             .with(|t| t.get(&room_id).is_some_and(|tl| tl.synced))
@@ -234,7 +294,11 @@ fn MessageList(
                 if let Some(el) = list.get_untracked() {
                     el.set_scroll_top(el.scroll_height());
                 }
+                mark_read();
+                check_divider();
             });
+        } else {
+            request_animation_frame(check_divider);
         }
     });
 
@@ -288,6 +352,8 @@ fn MessageList(
     let on_scroll = move |_| {
         if let Some(el) = list.get_untracked() {
             at_bottom.set_value(el.scroll_height() - el.scroll_top() - el.client_height() < 48);
+            mark_read();
+            check_divider();
             if el.scroll_top() < 120 {
                 load_older();
             }
@@ -357,7 +423,16 @@ fn MessageList(
         lightbox,
     };
 
+    let show_jump = move || !jumped.get() && unread_after.is_some();
     view! {
+        <Show when=show_jump>
+            <button class="jump-unread" on:click=move |_| {
+                jumped.set(true);
+                if let Some(after) = unread_after {
+                    jump.run(after + 1);
+                }
+            }>"↑ Jump to first unread"</button>
+        </Show>
         <div class="messages" node_ref=list on:scroll=on_scroll role="log" aria-live="polite" aria-label="Messages">
             <div class="history-edge">
                 {move || if !synced.get() {

@@ -35,12 +35,17 @@ pub fn Sidebar(on_navigate: Callback<()>) -> impl IntoView {
             let href = href.clone();
             move || location.pathname.get() == href
         };
+        let id = room.id;
+        let summary = move || chat.room(id);
+        let unread = move || summary().map_or(0, |r| chat.unread(&r));
+        let mentions = move || summary().map_or(0, |r| r.mentions);
+        let muted = move || summary().is_some_and(|r| r.muted);
         let peer = room.peer.as_ref().map(|p| p.id);
         let dm = room.kind == RoomKind::Dm;
         view! {
             <li>
                 <A href=href attr:class="room-link" on:click=move |_| on_navigate.run(())>
-                    <span class="room-link-inner" class:active=active>
+                    <span class="room-link-inner" class:active=active class:unread=move || { unread() > 0 }>
                         {if dm {
                             let online = move || peer.is_some_and(|p| chat.is_online(p));
                             view! {
@@ -54,6 +59,14 @@ pub fn Sidebar(on_navigate: Callback<()>) -> impl IntoView {
                             view! { <span class="hash" aria-hidden="true">"#"</span> }.into_any()
                         }}
                         <span class="room-name">{room.name.clone()}</span>
+                        {move || (mentions() > 0).then(|| view! {
+                            <span class="badge mention" aria-label=format!("{} mentions", mentions())>"@"</span>
+                        })}
+                        {move || (unread() > 0).then(|| view! {
+                            <span class="badge" class:muted=muted aria-label=format!("{} unread", unread())>
+                                {if unread() > 99 { "99+".to_owned() } else { unread().to_string() }}
+                            </span>
+                        })}
                     </span>
                 </A>
             </li>

@@ -57,6 +57,23 @@ fn socket_url() -> Option<String> {
     Some(format!("{scheme}://{}/ws", location.host().ok()?))
 }
 
+/// Whether the page is in front of the user (`document.visibilityState == "visible"`).
+pub fn tab_visible() -> bool {
+    web_sys::window()
+        .and_then(|w| w.document())
+        .is_none_or(|d| d.visibility_state() == web_sys::VisibilityState::Visible)
+}
+
+/// Tells the server when the tab is hidden or shown: with no visible tab, the user gets push
+/// notifications instead. Call once per signed-in session; returns the listener to remove.
+pub fn watch_visibility() -> leptos::prelude::WindowListenerHandle {
+    leptos::prelude::window_event_listener_untyped("visibilitychange", move |_| {
+        send(&ClientFrame::Visibility {
+            visible: tab_visible(),
+        });
+    })
+}
+
 /// Opens the socket (again). `on_session_end` runs when the server says the session is over.
 pub fn connect(chat: Chat, on_session_end: impl Fn() + Clone + 'static) {
     if !chat.alive() {
@@ -83,6 +100,10 @@ pub fn connect(chat: Chat, on_session_end: impl Fn() + Clone + 'static) {
         send(&ClientFrame::Hello {
             resume: chat.cursors(),
         });
+        // Tabs start visible on the server's side; say so if this one is in the background.
+        if !tab_visible() {
+            send(&ClientFrame::Visibility { visible: false });
+        }
         chat.connection.set(Connection::Open);
         for pending in chat.outbox.get_untracked() {
             if pending.failed.is_none() {

@@ -131,6 +131,9 @@ pub struct Chat {
     pub notice: RwSignal<Option<String>>,
     /// Files attached (or being attached) to the next message, per room.
     pub uploads: RwSignal<Vec<PendingUpload>>,
+    /// Read receipts: how far each member who shares them has read, per room (from member
+    /// lists and `receipt` frames).
+    pub receipts: RwSignal<HashMap<RoomId, HashMap<UserId, i64>>>,
 }
 
 /// How long a typing indicator lives without a refresh.
@@ -156,7 +159,66 @@ impl Chat {
             connection: RwSignal::new(Connection::Connecting),
             notice: RwSignal::new(None),
             uploads: RwSignal::new(Vec::new()),
+            receipts: RwSignal::new(HashMap::new()),
         }
+    }
+
+    /// Messages after the user's read marker in a room (their own move the marker).
+    pub fn unread(&self, room: &RoomSummary) -> i64 {
+        (room.last_seq - room.last_read_seq).max(0)
+    }
+
+    /// Unread messages in rooms that are not muted: the tab title and app badge.
+    pub fn unread_total(&self) -> i64 {
+        self.rooms.with(|rooms| {
+            rooms
+                .iter()
+                .filter(|r| !r.muted)
+                .map(|r| self.unread(r))
+                .sum()
+        })
+    }
+
+    /// The user has seen `room` up to `seq`: moves the marker here at once and tells the
+    /// server (which tells the user's other tabs). Only forward.
+    pub fn mark_read(&self, room: RoomId, seq: i64) {
+        if !self.alive() {
+            return;
+        }
+        let moved = self.rooms.with_untracked(|rooms| {
+            rooms
+                .iter()
+                .find(|r| r.id == room)
+                .is_some_and(|r| seq > r.last_read_seq)
+        });
+        if !moved {
+            return;
+        }
+        self.rooms.update(|rooms| {
+            if let Some(r) = rooms.iter_mut().find(|r| r.id == room) {
+                r.last_read_seq = seq;
+                if seq >= r.last_seq {
+                    r.mentions = 0;
+                }
+            }
+        });
+        super::socket::send(&crate::protocol::ClientFrame::Read { room_id: room, seq });
+    }
+
+    /// Who has read message `seq` of `room`, by their receipts (the user excluded).
+    pub fn seen_by(&self, room: RoomId, seq: i64) -> Vec<UserId> {
+        let me = self.me.with(|me| me.as_ref().map(|m| m.id));
+        self.receipts.with(|r| {
+            r.get(&room)
+                .map(|users| {
+                    users
+                        .iter()
+                        .filter(|(user, read)| Some(**user) != me && **read >= seq)
+                        .map(|(user, _)| *user)
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
     }
 
     /// Whether the signals still exist. Timers and HTTP answers can arrive after the user
@@ -208,6 +270,15 @@ impl Chat {
             return;
         }
         self.remember_members(&members);
+        self.receipts.update(|r| {
+            let room_receipts = r.entry(room).or_default();
+            for m in &members {
+                if let Some(read) = m.last_read_seq {
+                    let held = room_receipts.entry(m.user.id).or_insert(read);
+                    *held = (*held).max(read);
+                }
+            }
+        });
         self.members.update(|m| {
             m.insert(room, members);
         });
@@ -288,9 +359,28 @@ impl Chat {
         self.timelines.update(|t| {
             t.entry(room).or_default().messages.insert(seq, message);
         });
+        let my_name = self
+            .me
+            .with_untracked(|me| me.as_ref().map(|m| m.username.to_string()));
+        let mentions_me = !mine
+            && my_name.is_some_and(|name| {
+                self.timelines.with_untracked(|t| {
+                    t.get(&room)
+                        .and_then(|tl| tl.messages.get(&seq))
+                        .is_some_and(|m| crate::markdown::mentions(&m.body).contains(&name))
+                })
+            });
         self.rooms.update(|rooms| {
             if let Some(r) = rooms.iter_mut().find(|r| r.id == room) {
+                let new = seq > r.last_seq;
                 r.last_seq = r.last_seq.max(seq);
+                if mine {
+                    // Writing moves the read marker (the server does the same).
+                    r.last_read_seq = r.last_read_seq.max(seq);
+                    r.mentions = 0;
+                } else if new && mentions_me && seq > r.last_read_seq {
+                    r.mentions += 1;
+                }
             }
         });
     }
@@ -363,6 +453,17 @@ impl Chat {
                     tl.last_rev = tl.last_rev.max(last_rev);
                     tl.synced = true;
                 });
+                let newest = self.timelines.with_untracked(|t| {
+                    t.get(&room_id)
+                        .and_then(|tl| tl.messages.keys().next_back().copied())
+                });
+                if let Some(newest) = newest {
+                    self.rooms.update(|rooms| {
+                        if let Some(r) = rooms.iter_mut().find(|r| r.id == room_id) {
+                            r.last_seq = r.last_seq.max(newest);
+                        }
+                    });
+                }
                 // Our own messages that were stored before the connection dropped: confirmed.
                 let me = self.me.with_untracked(|me| me.as_ref().map(|m| m.id));
                 let stored: Vec<String> = self.timelines.with_untracked(|t| {
@@ -407,6 +508,23 @@ impl Chat {
                 } else {
                     room.remove(&user_id);
                 }
+            }),
+            ServerFrame::ReadState(state) => self.rooms.update(|rooms| {
+                if let Some(r) = rooms
+                    .iter_mut()
+                    .find(|r| r.id == state.room_id && state.last_read_seq >= r.last_read_seq)
+                {
+                    r.last_read_seq = state.last_read_seq;
+                    r.mentions = state.mentions;
+                }
+            }),
+            ServerFrame::Receipt {
+                room_id,
+                user_id,
+                last_read_seq,
+            } => self.receipts.update(|r| {
+                let held = r.entry(room_id).or_default().entry(user_id).or_insert(0);
+                *held = (*held).max(last_read_seq);
             }),
             ServerFrame::RoomJoined { room } => self.upsert_room(room),
             ServerFrame::RoomUpdated {
