@@ -22,14 +22,27 @@ pub struct Session {
 
 impl Session {
     /// Creates the signal and asks the server once whether the cookie holds a live session.
+    ///
+    /// Offline (the server cannot be reached, as opposed to answering "signed out"), the last
+    /// signed-in user is assumed: the app opens with what it keeps offline, and the socket
+    /// checks the session for real once it connects (closing with 4001 if it has ended).
     pub fn start() -> Self {
         let state = RwSignal::new(AuthState::Checking);
         spawn_local(async move {
             let next = match client::session().await {
                 Ok(resp) => resp.user.map_or(AuthState::SignedOut, AuthState::SignedIn),
+                Err(e) if e.code.is_none() => {
+                    remembered_user().map_or(AuthState::SignedOut, AuthState::SignedIn)
+                }
                 Err(_) => AuthState::SignedOut,
             };
             state.set(next);
+        });
+        // Remember who is signed in, for the next offline start.
+        Effect::new(move |_| match state.get() {
+            AuthState::SignedIn(user) => remember_user(Some(&user)),
+            AuthState::SignedOut => remember_user(None),
+            AuthState::Checking => {}
         });
         Self { state }
     }
@@ -44,4 +57,27 @@ impl Session {
 
 pub fn use_session() -> Session {
     expect_context::<Session>()
+}
+
+const USER_KEY: &str = "natter.user";
+
+fn storage() -> Option<web_sys::Storage> {
+    web_sys::window()?.local_storage().ok().flatten()
+}
+
+fn remembered_user() -> Option<User> {
+    let text = storage()?.get_item(USER_KEY).ok().flatten()?;
+    serde_json::from_str(&text).ok()
+}
+
+fn remember_user(user: Option<&User>) {
+    let Some(storage) = storage() else { return };
+    match user.and_then(|u| serde_json::to_string(u).ok()) {
+        Some(text) => {
+            storage.set_item(USER_KEY, &text).ok();
+        }
+        None => {
+            storage.remove_item(USER_KEY).ok();
+        }
+    }
 }

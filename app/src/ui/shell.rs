@@ -46,7 +46,25 @@ fn SignedInLayout() -> impl IntoView {
         drawer_open.set(false);
     });
     let on_session_end = move || session.state.set(AuthState::SignedOut);
-    socket::connect(chat, on_session_end);
+    // What was kept offline shows at once; then the socket resumes from it.
+    let me = session.user();
+    chat.me.set(me.clone());
+    match me.map(|u| u.id) {
+        Some(user) => spawn_local(async move {
+            if let Some(snap) = super::chat::offline::load(user).await {
+                chat.restore(snap);
+            }
+            if chat.alive() {
+                super::chat::offline::keep(chat, user);
+                socket::connect(chat, on_session_end);
+                // Sends restored from the offline outbox wait for confirmation too.
+                for p in chat.outbox.get_untracked() {
+                    socket::watch(chat, p.client_id);
+                }
+            }
+        }),
+        None => socket::connect(chat, on_session_end),
+    }
     super::chat::start_timers(chat);
     let offline = window_event_listener(leptos::ev::offline, move |_| socket::went_offline(chat));
     let online = window_event_listener(leptos::ev::online, move |_| {
@@ -99,6 +117,9 @@ fn SignedInLayout() -> impl IntoView {
         spawn_local(async move {
             match client::logout().await {
                 Ok(()) => {
+                    if let Some(user) = session.user() {
+                        super::chat::offline::forget(user.id).await;
+                    }
                     socket::disconnect();
                     session.state.set(AuthState::SignedOut);
                     navigate("/login", Default::default());

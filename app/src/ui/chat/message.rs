@@ -590,7 +590,13 @@ fn pending_view(chat: Chat, p: Outgoing) -> AnyView {
         <article class="message first mine pending" class:failed=is_failed>
             <header class="message-head">
                 <strong class="sender">{move || chat.me.with(|me| me.as_ref().map(|m| m.display_name.to_string()).unwrap_or_default())}</strong>
-                <span class="status">{if is_failed { "Failed" } else { "Sending…" }}</span>
+                <span class="status">{move || if is_failed {
+                    "Failed"
+                } else if chat.connection.get() == super::state::Connection::Open {
+                    "Sending…"
+                } else {
+                    "Queued"
+                }}</span>
             </header>
             {p.reply_to.as_ref().map(|r| view! {
                 <p class="quote">"↪ " {chat.name_of(r.sender_id)}</p>

@@ -6,6 +6,7 @@ mod emoji;
 mod format;
 mod media;
 mod message;
+pub mod offline;
 mod room;
 pub mod settings;
 mod sidebar;

@@ -108,6 +108,7 @@ pub fn connect(chat: Chat, on_session_end: impl Fn() + Clone + 'static) {
         for pending in chat.outbox.get_untracked() {
             if pending.failed.is_none() {
                 send_message(&pending);
+                watch_confirmation(chat, pending.client_id);
             }
         }
     });
@@ -281,10 +282,22 @@ pub fn retry(chat: Chat, client_id: &str) {
     }
 }
 
+/// Watches a queued send (see [`watch_confirmation`]).
+pub fn watch(chat: Chat, client_id: String) {
+    watch_confirmation(chat, client_id);
+}
+
+/// Marks a send failed (with Retry) if the server has not confirmed it 15 s after it went
+/// out. While there is no connection it stays queued instead: it is sent again, with the same
+/// client id, as soon as the socket opens.
 fn watch_confirmation(chat: Chat, client_id: String) {
     set_timeout(
         move || {
             if !chat.alive() {
+                return;
+            }
+            if chat.connection.get_untracked() != Connection::Open {
+                watch_confirmation(chat, client_id);
                 return;
             }
             chat.outbox.update(|o| {

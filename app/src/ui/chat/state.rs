@@ -17,7 +17,7 @@ use crate::domain::{RoomId, RoomKind, UserId};
 use crate::protocol::{LeftReason, Presence, RoomCursor, ServerFrame};
 
 /// A message the user sent that the server has not confirmed yet.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Outgoing {
     pub client_id: String,
     pub room_id: RoomId,
@@ -161,6 +161,38 @@ impl Chat {
             uploads: RwSignal::new(Vec::new()),
             receipts: RwSignal::new(HashMap::new()),
         }
+    }
+
+    /// Puts back what was kept offline (before the socket connects): rooms, the newest
+    /// messages, the outbox. `hello` then resumes from these cursors.
+    pub fn restore(&self, snap: super::offline::Snapshot) {
+        if !self.alive() {
+            return;
+        }
+        self.users.update(|u| {
+            for user in snap.users {
+                u.entry(user.id).or_insert(user);
+            }
+        });
+        if self.rooms.with_untracked(Vec::is_empty) {
+            self.rooms.set(snap.rooms);
+        }
+        self.timelines.update(|t| {
+            for saved in snap.timelines {
+                let tl = t.entry(saved.room_id).or_default();
+                if tl.messages.is_empty() {
+                    tl.last_rev = saved.last_rev;
+                    tl.messages = saved.messages.into_iter().map(|m| (m.seq, m)).collect();
+                }
+            }
+        });
+        self.outbox.update(|o| {
+            for p in snap.outbox {
+                if !o.iter().any(|x| x.client_id == p.client_id) {
+                    o.push(p);
+                }
+            }
+        });
     }
 
     /// Messages after the user's read marker in a room (their own move the marker).

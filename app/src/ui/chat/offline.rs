@@ -1,0 +1,188 @@
+//! What the app keeps offline, in IndexedDB: the user's rooms, the newest messages of each,
+//! and the outbox of messages not confirmed yet.
+//!
+//! One record per user (key: the user id) in the `snapshots` store of the `natter` database,
+//! holding a JSON snapshot. It is written a second after the chat state changes, and read
+//! when the signed-in layout starts, before the socket connects: the app shows the rooms and
+//! messages at once, offline too, and `hello` resumes from the restored cursors. Queued
+//! messages are sent with their original client ids when the connection returns, so the
+//! server stores each exactly once.
+
+use std::time::Duration;
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{IdbDatabase, IdbRequest, IdbTransactionMode};
+
+use super::state::{Chat, Outgoing};
+use crate::api::{Message, RoomSummary, User};
+use crate::domain::{RoomId, UserId};
+
+const DB: &str = "natter";
+const STORE: &str = "snapshots";
+/// Messages kept per room: the newest ones (a contiguous run, as the timeline holds).
+const KEEP_PER_ROOM: usize = 50;
+/// Writes wait this long for more changes.
+const SAVE_AFTER: Duration = Duration::from_millis(800);
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub rooms: Vec<RoomSummary>,
+    pub timelines: Vec<SavedTimeline>,
+    pub outbox: Vec<Outgoing>,
+    pub users: Vec<User>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SavedTimeline {
+    pub room_id: RoomId,
+    pub last_rev: i64,
+    pub messages: Vec<Message>,
+}
+
+/// Resolves when `request` succeeds (with its result) or fails.
+async fn done(request: &IdbRequest) -> Result<JsValue, JsValue> {
+    let promise = js_sys::Promise::new(&mut |resolve, reject| {
+        let req = request.clone();
+        let ok = Closure::<dyn FnMut(web_sys::Event)>::once_into_js(move |_: web_sys::Event| {
+            resolve
+                .call1(&JsValue::NULL, &req.result().unwrap_or(JsValue::UNDEFINED))
+                .ok();
+        });
+        let failed =
+            Closure::<dyn FnMut(web_sys::Event)>::once_into_js(move |_: web_sys::Event| {
+                reject
+                    .call1(
+                        &JsValue::NULL,
+                        &JsValue::from_str("IndexedDB request failed"),
+                    )
+                    .ok();
+            });
+        request.set_onsuccess(Some(ok.unchecked_ref()));
+        request.set_onerror(Some(failed.unchecked_ref()));
+    });
+    JsFuture::from(promise).await
+}
+
+async fn open() -> Result<IdbDatabase, JsValue> {
+    let factory = web_sys::window()
+        .ok_or(JsValue::NULL)?
+        .indexed_db()?
+        .ok_or_else(|| JsValue::from_str("no IndexedDB"))?;
+    let request = factory.open_with_u32(DB, 1)?;
+    let upgrade = Closure::<dyn FnMut(web_sys::Event)>::new(move |ev: web_sys::Event| {
+        let db = ev
+            .target()
+            .and_then(|t| t.dyn_into::<IdbRequest>().ok())
+            .and_then(|r| r.result().ok())
+            .and_then(|r| r.dyn_into::<IdbDatabase>().ok());
+        if let Some(db) = db
+            && !db.object_store_names().contains(STORE)
+        {
+            db.create_object_store(STORE).ok();
+        }
+    });
+    request.set_onupgradeneeded(Some(upgrade.as_ref().unchecked_ref()));
+    let result = done(&request).await;
+    request.set_onupgradeneeded(None);
+    drop(upgrade);
+    result?.dyn_into::<IdbDatabase>()
+}
+
+/// The snapshot kept for `user`, if any (and readable).
+pub async fn load(user: UserId) -> Option<Snapshot> {
+    let db = open().await.ok()?;
+    let tx = db.transaction_with_str(STORE).ok()?;
+    let request = tx
+        .object_store(STORE)
+        .ok()?
+        .get(&JsValue::from_str(&user.to_string()))
+        .ok()?;
+    let value = done(&request).await.ok()?;
+    db.close();
+    serde_json::from_str(&value.as_string()?).ok()
+}
+
+async fn save(user: UserId, snapshot: &Snapshot) -> Result<(), JsValue> {
+    let text = serde_json::to_string(snapshot).map_err(|e| JsValue::from_str(&e.to_string()))?;
+    let db = open().await?;
+    let tx = db.transaction_with_str_and_mode(STORE, IdbTransactionMode::Readwrite)?;
+    let request = tx.object_store(STORE)?.put_with_key(
+        &JsValue::from_str(&text),
+        &JsValue::from_str(&user.to_string()),
+    )?;
+    let result = done(&request).await;
+    db.close();
+    result.map(|_| ())
+}
+
+/// Forgets what is kept for `user` (on logout: the next person on this device sees nothing).
+pub async fn forget(user: UserId) {
+    let Ok(db) = open().await else { return };
+    if let Ok(tx) = db.transaction_with_str_and_mode(STORE, IdbTransactionMode::Readwrite)
+        && let Ok(store) = tx.object_store(STORE)
+        && let Ok(request) = store.delete(&JsValue::from_str(&user.to_string()))
+    {
+        done(&request).await.ok();
+    }
+    db.close();
+}
+
+/// The chat state as kept offline.
+fn snapshot(chat: Chat) -> Snapshot {
+    let timelines = chat.timelines.with_untracked(|t| {
+        t.iter()
+            .map(|(room, tl)| SavedTimeline {
+                room_id: *room,
+                last_rev: tl.last_rev,
+                messages: tl
+                    .messages
+                    .values()
+                    .rev()
+                    .take(KEEP_PER_ROOM)
+                    .rev()
+                    .cloned()
+                    .collect(),
+            })
+            .collect()
+    });
+    Snapshot {
+        rooms: chat.rooms.get_untracked(),
+        timelines,
+        outbox: chat.outbox.get_untracked(),
+        users: chat.users.with_untracked(|u| u.values().cloned().collect()),
+    }
+}
+
+/// Keeps the snapshot of `user` current: saves shortly after the rooms, messages or outbox
+/// change.
+pub fn keep(chat: Chat, user: UserId) {
+    let pending = StoredValue::new(false);
+    Effect::new(move |first: Option<()>| {
+        chat.rooms.track();
+        chat.timelines.track();
+        chat.outbox.track();
+        if first.is_none() || pending.get_value() {
+            return;
+        }
+        pending.set_value(true);
+        set_timeout(
+            move || {
+                if !chat.alive() {
+                    return;
+                }
+                pending.set_value(false);
+                let snap = snapshot(chat);
+                leptos::task::spawn_local(async move {
+                    if let Err(e) = save(user, &snap).await {
+                        leptos::logging::warn!("keeping messages offline failed: {e:?}");
+                    }
+                });
+            },
+            SAVE_AFTER,
+        );
+    });
+}
