@@ -48,6 +48,23 @@ test('unread counts rise live, show in the title, and clear in every tab when re
   await expect(bobTab2).toHaveTitle('Natter');
 });
 
+test('a message in another conversation shows an in-app notice that opens it', async ({ browser }) => {
+  const alice = await newUser(browser, 'ta');
+  const bob = await newUser(browser, 'tb');
+  const room = uniqueName('room');
+  await createRoom(alice.page, room);
+  await joinRoom(bob.page, room);
+  await createRoom(bob.page, uniqueName('else'));
+  await send(alice.page, 'psst, over here');
+  const toast = bob.page.getByRole('list', { name: 'New messages elsewhere' }).getByRole('link');
+  await expect(toast).toContainText(`in #${room}`);
+  await expect(toast).toContainText('psst, over here');
+  await toast.click();
+  await expect(bob.page.getByRole('heading', { name: room })).toBeVisible();
+  await expect(messages(bob.page).getByText('psst, over here')).toBeVisible();
+  await expect(toast).toHaveCount(0);
+});
+
 test('read receipts: check marks in a DM, "Seen by" in a room, live', async ({ browser }) => {
   const alice = await newUser(browser, 'sa');
   const bob = await newUser(browser, 'sb');

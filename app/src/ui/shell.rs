@@ -182,6 +182,24 @@ fn SignedInLayout() -> impl IntoView {
                 })}
                 <Outlet/>
             </main>
+            <ul class="toasts" aria-live="polite" aria-label="New messages elsewhere">
+                <For each=move || chat.toasts.get() key=|t| t.id let(toast)>
+                    {
+                        let href = format!("/rooms/{}", toast.room_id);
+                        let id = toast.id;
+                        view! {
+                            <li class="toast">
+                                <a href=href on:click=move |_| chat.toasts.update(|t| t.retain(|x| x.id != id))>
+                                    <strong>{toast.title.clone()}</strong>
+                                    <span>{toast.text.clone()}</span>
+                                </a>
+                                <button class="icon-button" aria-label="Dismiss"
+                                    on:click=move |_| chat.toasts.update(|t| t.retain(|x| x.id != id))>"✕"</button>
+                            </li>
+                        }
+                    }
+                </For>
+            </ul>
         </div>
     }
 }

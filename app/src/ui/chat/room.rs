@@ -43,6 +43,15 @@ pub fn RoomPane(open_drawer: Callback<()>) -> impl IntoView {
 #[component]
 fn RoomView(room_id: RoomId, open_drawer: Callback<()>) -> impl IntoView {
     let chat = use_chat();
+    chat.active_room.set(Some(room_id));
+    chat.toasts.update(|t| t.retain(|x| x.room_id != room_id));
+    on_cleanup(move || {
+        chat.active_room.try_update(|a| {
+            if *a == Some(room_id) {
+                *a = None
+            }
+        });
+    });
     let room = Memo::new(move |_| chat.room(room_id));
     let panel = RwSignal::new(false);
     let replying = RwSignal::new(None::<Message>);

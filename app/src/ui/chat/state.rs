@@ -134,7 +134,23 @@ pub struct Chat {
     /// Read receipts: how far each member who shares them has read, per room (from member
     /// lists and `receipt` frames).
     pub receipts: RwSignal<HashMap<RoomId, HashMap<UserId, i64>>>,
+    /// The conversation on screen (set by the room view), for in-app notices.
+    pub active_room: RwSignal<Option<RoomId>>,
+    /// In-app notices of new messages in other conversations, newest last.
+    pub toasts: RwSignal<Vec<Toast>>,
 }
+
+/// "Alice in #general: lunch?" shown for a moment when a message arrives elsewhere.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Toast {
+    pub id: u64,
+    pub room_id: RoomId,
+    pub title: String,
+    pub text: String,
+}
+
+/// In-app notices shown at once, at most.
+pub const MAX_TOASTS: usize = 3;
 
 /// How long a typing indicator lives without a refresh.
 pub const TYPING_TTL_MS: f64 = 6000.0;
@@ -160,7 +176,59 @@ impl Chat {
             notice: RwSignal::new(None),
             uploads: RwSignal::new(Vec::new()),
             receipts: RwSignal::new(HashMap::new()),
+            active_room: RwSignal::new(None),
+            toasts: RwSignal::new(Vec::new()),
         }
+    }
+
+    /// Shows an in-app notice for a new message from someone else in a conversation that is
+    /// not on screen (or while the tab is hidden), unless the room is muted.
+    fn notice_new_message(&self, message: &Message) {
+        let Some(room) = self
+            .rooms
+            .with_untracked(|r| r.iter().find(|r| r.id == message.room_id).cloned())
+        else {
+            return;
+        };
+        let on_screen =
+            self.active_room.get_untracked() == Some(room.id) && super::socket::tab_visible();
+        if room.muted || on_screen || message.deleted {
+            return;
+        }
+        let who = self.name_of(message.sender_id);
+        let title = match room.kind {
+            RoomKind::Dm => who,
+            RoomKind::Room => format!("{who} in #{}", room.name),
+        };
+        let plain = crate::markdown::plain_text(&crate::markdown::parse(&message.body));
+        let mut text: String = plain.trim().chars().take(120).collect();
+        if text.is_empty() {
+            text = match message.attachments.len() {
+                0 => String::new(),
+                1 => "sent a file".into(),
+                n => format!("sent {n} files"),
+            };
+        }
+        let id = message.id.get() as u64;
+        self.toasts.update(|t| {
+            t.retain(|x| x.room_id != room.id);
+            t.push(Toast {
+                id,
+                room_id: room.id,
+                title,
+                text,
+            });
+            while t.len() > MAX_TOASTS {
+                t.remove(0);
+            }
+        });
+        let chat = *self;
+        set_timeout(
+            move || {
+                chat.toasts.try_update(|t| t.retain(|x| x.id != id));
+            },
+            std::time::Duration::from_secs(6),
+        );
     }
 
     /// Puts back what was kept offline (before the socket connects): rooms, the newest
@@ -402,6 +470,12 @@ impl Chat {
                         .is_some_and(|m| crate::markdown::mentions(&m.body).contains(&name))
                 })
             });
+        let is_new = self.rooms.with_untracked(|rooms| {
+            rooms
+                .iter()
+                .find(|r| r.id == room)
+                .is_some_and(|r| seq > r.last_seq)
+        });
         self.rooms.update(|rooms| {
             if let Some(r) = rooms.iter_mut().find(|r| r.id == room) {
                 let new = seq > r.last_seq;
@@ -415,6 +489,14 @@ impl Chat {
                 }
             }
         });
+        if !mine
+            && is_new
+            && let Some(m) = self
+                .timelines
+                .with_untracked(|t| t.get(&room).and_then(|tl| tl.messages.get(&seq)).cloned())
+        {
+            self.notice_new_message(&m);
+        }
     }
 
     fn upsert_room(&self, room: RoomSummary) {
