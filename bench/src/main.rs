@@ -270,9 +270,9 @@ async fn main() -> Result<()> {
     let (mut lost, mut duplicated) = (0u64, 0u64);
     for (room_id, received, duplicates) in &outcomes {
         let stored = acked.get(room_id).map(HashSet::len).unwrap_or(0);
-        let got = acked
-            .get(room_id)
-            .map_or(0, |ids| ids.iter().filter(|id| received.contains(*id)).count());
+        let got = acked.get(room_id).map_or(0, |ids| {
+            ids.iter().filter(|id| received.contains(*id)).count()
+        });
         lost += (stored - got) as u64;
         duplicated += duplicates;
     }
