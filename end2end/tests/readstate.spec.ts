@@ -1,5 +1,7 @@
 // Issue 5: read state and receipts seen by two users in two browser contexts, and the
 // installable, offline-opening web app (manifest, service worker).
+import fs from 'node:fs';
+import path from 'node:path';
 import { type Page } from '@playwright/test';
 import { createRoom, expect, joinRoom, messages, newUser, send, showSidebar, test, uniqueName, url } from './helpers';
 
@@ -144,6 +146,30 @@ test('the web app is installable: a valid manifest with maskable icons, and a se
     return reg.active?.scriptURL ?? '';
   });
   expect(script).toBe(url('/sw.js'));
+});
+
+test('a new deployment replaces the cached app on the next load, not later', async ({ page }) => {
+  // It rewrites the shared site's sw.js: once (desktop) is enough, and two at once would race.
+  test.skip(test.info().project.name !== 'desktop', 'runs in one project only');
+  const shellCaches = () =>
+    page.evaluate(async () => (await caches.keys()).filter((k) => k.startsWith('natter-shell-')));
+  await page.goto(url('/'));
+  await page.evaluate(() => navigator.serviceWorker.ready);
+  await expect.poll(shellCaches).toHaveLength(1);
+  // Deploy: the build stamps a new id into the service worker.
+  const site = process.env.NATTER_SITE_ROOT ?? path.join(__dirname, '../../target/site');
+  const sw = path.join(site, 'sw.js');
+  const original = fs.readFileSync(sw, 'utf8');
+  const build = original.match(/const BUILD = '([^']+)'/)?.[1] ?? '';
+  expect(build).not.toMatch(/^__/);
+  fs.writeFileSync(sw, original.replace(`const BUILD = '${build}'`, `const BUILD = '${build}-next'`));
+  try {
+    await page.reload();
+    // The new worker takes over at once and drops the old build's cache.
+    await expect.poll(shellCaches, { timeout: 15_000 }).toEqual([`natter-shell-${build}-next`]);
+  } finally {
+    fs.writeFileSync(sw, original);
+  }
 });
 
 test('offline: the app opens from the cache with the rooms and messages it kept, and a message written offline arrives once', async ({ browser }) => {
