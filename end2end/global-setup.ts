@@ -8,12 +8,15 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
   const root = path.resolve(__dirname, '..');
   const bin = process.env.NATTER_BIN ?? path.join(root, 'target/debug/natter');
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'natter-e2e-'));
+  const site = process.env.NATTER_SITE_ROOT ?? path.join(root, 'target/site');
+  // A lock left by an interrupted run of the deployment test (readstate.spec.ts).
+  fs.rmSync(path.join(site, '.deploy-test-lock'), { recursive: true, force: true });
   const server = spawn(bin, [], {
     env: {
       ...process.env,
       NATTER_ADDR: '127.0.0.1:0',
       NATTER_DATA_DIR: dataDir,
-      NATTER_SITE_ROOT: process.env.NATTER_SITE_ROOT ?? path.join(root, 'target/site'),
+      NATTER_SITE_ROOT: site,
       // Every test signs up fresh users from 127.0.0.1.
       NATTER_SIGNUPS_PER_IP_PER_HOUR: '100000',
       RUST_LOG: process.env.RUST_LOG ?? 'info',

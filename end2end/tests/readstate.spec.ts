@@ -149,8 +149,6 @@ test('the web app is installable: a valid manifest with maskable icons, and a se
 });
 
 test('a new deployment replaces the cached app on the next load, not later', async ({ page }) => {
-  // It rewrites the shared site's sw.js: once (desktop) is enough, and two at once would race.
-  test.skip(test.info().project.name !== 'desktop', 'runs in one project only');
   const shellCaches = () =>
     page.evaluate(async () => (await caches.keys()).filter((k) => k.startsWith('natter-shell-')));
   await page.goto(url('/'));
@@ -159,6 +157,17 @@ test('a new deployment replaces the cached app on the next load, not later', asy
   // Deploy: the build stamps a new id into the service worker.
   const site = process.env.NATTER_SITE_ROOT ?? path.join(__dirname, '../../target/site');
   const sw = path.join(site, 'sw.js');
+  // The site is shared by every worker: one deployment at a time (a directory is the lock).
+  const lock = path.join(site, '.deploy-test-lock');
+  for (let i = 0; ; i++) {
+    try {
+      fs.mkdirSync(lock);
+      break;
+    } catch {
+      if (i > 600) throw new Error('deploy lock held too long');
+      await page.waitForTimeout(100);
+    }
+  }
   const original = fs.readFileSync(sw, 'utf8');
   const build = original.match(/const BUILD = '([^']+)'/)?.[1] ?? '';
   expect(build).not.toMatch(/^__/);
@@ -169,6 +178,7 @@ test('a new deployment replaces the cached app on the next load, not later', asy
     await expect.poll(shellCaches, { timeout: 15_000 }).toEqual([`natter-shell-${build}-next`]);
   } finally {
     fs.writeFileSync(sw, original);
+    fs.rmdirSync(lock);
   }
 });
 
