@@ -78,6 +78,9 @@ struct Inner {
     allow_local: bool,
     queue: mpsc::Sender<Message>,
     sending: Arc<Semaphore>,
+    /// Which rooms are DMs (a room's kind never changes): most room messages mention nobody
+    /// and need no database query to know they push nothing.
+    dm_rooms: std::sync::Mutex<std::collections::HashMap<app::domain::RoomId, bool>>,
 }
 
 impl Pusher {
@@ -109,6 +112,7 @@ impl Pusher {
                 allow_local,
                 queue,
                 sending: Arc::new(Semaphore::new(CONCURRENCY)),
+                dm_rooms: std::sync::Mutex::default(),
             }),
         };
         tasks.spawn(pusher.clone().run(rx, storage, hub, shutdown));
@@ -152,6 +156,36 @@ impl Pusher {
         storage: &Arc<dyn Storage>,
         hub: &Hub,
     ) -> anyhow::Result<()> {
+        let known = self
+            .inner
+            .dm_rooms
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&message.room_id)
+            .copied();
+        let is_dm = match known {
+            Some(is_dm) => is_dm,
+            None => {
+                let is_dm = storage
+                    .read_room(message.room_id)
+                    .await?
+                    .is_some_and(|r| r.kind == app::domain::RoomKind::Dm);
+                let mut rooms = self
+                    .inner
+                    .dm_rooms
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
+                // Bounded: a busy server forgets and re-learns.
+                if rooms.len() >= 100_000 {
+                    rooms.clear();
+                }
+                rooms.insert(message.room_id, is_dm);
+                is_dm
+            }
+        };
+        if !is_dm && !message.body.contains('@') {
+            return Ok(());
+        }
         let targets = storage
             .read_push_targets(message.room_id, message.seq, message.sender_id)
             .await?;
