@@ -64,3 +64,10 @@ e2e: site
 clean:
 	cargo clean
 	rm -rf end2end/node_modules end2end/test-results
+
+## make bench: every benchmark scenario, Natter and the Node baseline side by side (release
+## builds, servers pinned to core 0, generator to core 1), then the comparison table with the
+## budgets of docs/perf.md. ~15 minutes; longer runs: make bench BENCH_ARGS="--rounds 3".
+.PHONY: bench
+bench: setup-build
+	bench/run.sh

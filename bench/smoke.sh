@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A short run of the load generator against a fresh debug server, as part of `make test`: it
 # fails if any acknowledged message is lost or delivered twice. Not a measurement (debug build,
-# few users); the numbers that matter come from bench/run.sh.
+# few users); the numbers that matter come from bench/run.sh (`make bench`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build -q -p server -p bench
@@ -17,4 +17,5 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 [ -n "${addr:-}" ] || { cat "$log"; echo "smoke: the server did not start" >&2; exit 1; }
-./target/debug/natter-load --url "$addr" --rooms 4 --members 6 --interval-ms 200 --seconds 4 --check 1
+./target/debug/natter-load --scenario s2 --url "$addr" --pid "$server" --tokens "$data/tokens.tsv" \
+  --rooms 4 --members 6 --interval-ms 200 --payload 100 --seconds 4 --knee-steps 0 --check 1

@@ -1,0 +1,145 @@
+//! S1: many authenticated connections doing nothing. What does an open, idle chat tab cost the
+//! server (memory, CPU), and how fast can clients (re)connect after a restart?
+//!
+//! Each user is in a ten-member room and a DM (Natter: from the fixture; baseline: joined at
+//! connection time). Connect + auth is TCP connect, WebSocket upgrade (Natter: bearer token
+//! checked, session row read) and `hello` → `ready` (socket.io: CONNECT → "ready" event), with
+//! `--connect-concurrency` handshakes in flight. Sockets come from `--source-ips` loopback
+//! addresses; each process may hold 20,000 files here (`ulimit -n`), so 5,000 sockets fit.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+
+use super::{baseline_dm_room, baseline_group_room, mib};
+use crate::cli::Args;
+use crate::fleet::{Env, Fleet, Member, Opts};
+use crate::procfs::{self, Delta};
+use crate::proto::Target;
+use crate::report::{Better, Latencies, Metrics, fmt, group};
+
+pub async fn run(env: &Arc<Env>, a: &Args) -> Result<Metrics> {
+    let n = a.connections;
+    if env.target == Target::Natter && env.users.len() < n {
+        bail!(
+            "S1 needs {n} users, the tokens file has {}: run --scenario seed first",
+            env.users.len()
+        );
+    }
+    println!("== S1 idle connections ({}) ==", env.target.name());
+    let members: Vec<Member> = (0..n)
+        .map(|i| {
+            let g = baseline_group_room(i);
+            Member::new(i, g, vec![g, baseline_dm_room(i)])
+        })
+        .collect();
+    let before = procfs::sample(env.pid)?;
+    let opts = Opts {
+        tag: 0,
+        payload: 0,
+        concurrency: a.connect_concurrency,
+        wait_synced: false,
+    };
+    let fleet = Fleet::connect(env, members, opts).await?;
+    let connected = procfs::sample(env.pid)?;
+    let ok = fleet.connected();
+    let wall = fleet.connect_wall.as_secs_f64();
+    let rate = ok as f64 / wall.max(1e-9);
+    let ready = Latencies::new(fleet.ready_times_us());
+    // What connecting set off (catch-up frames, presence) settles, then the sockets are idle.
+    fleet.settle(100, Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle_from = procfs::sample(env.pid)?;
+    tokio::time::sleep(Duration::from_secs(a.idle_seconds)).await;
+    let idle_to = procfs::sample(env.pid)?;
+    let idle = Delta::between(&idle_from, &idle_to);
+    let connect = Delta::between(&before, &connected);
+
+    println!(
+        "connections:             {} of {} ({} failed{}), from {} source addresses, {} handshakes in flight",
+        group(ok as i64),
+        group(n as i64),
+        n - ok,
+        fleet
+            .first_error()
+            .map_or(String::new(), |e| format!(": {e}")),
+        a.source_ips,
+        a.connect_concurrency
+    );
+    println!(
+        "connect + auth → ready:  {} per second ({:.2} s for all); per connection {}",
+        fmt(Some(rate)),
+        wall,
+        ready.summary()
+    );
+    println!(
+        "  CPU while connecting:  server {}% of a core, generator {:.0}%",
+        fmt(connect.server_pct()),
+        connect.generator_pct()
+    );
+    let rss_start = before.server.map(|u| u.rss);
+    let rss_open = idle_from.server.map(|u| u.rss);
+    let per_conn = rss_start
+        .zip(rss_open)
+        .map(|(s, o)| o.saturating_sub(s) as f64 / ok.max(1) as f64 / 1024.0);
+    println!(
+        "server RSS:              {} MiB idle before, {} MiB with {} open → {} KiB per connection",
+        fmt(rss_start.map(mib)),
+        fmt(rss_open.map(mib)),
+        group(ok as i64),
+        fmt(per_conn)
+    );
+    println!(
+        "idle server CPU:         {}% of a core over {} s (generator {:.1}%)",
+        fmt(idle.server_pct()),
+        a.idle_seconds,
+        idle.generator_pct()
+    );
+    fleet.abort();
+
+    let mut m = Metrics::default();
+    m.add(
+        "s1.connections",
+        "S1 idle connections open",
+        "",
+        Some(ok as f64),
+        Better::Neither,
+    );
+    m.add(
+        "s1.rss_start_mib",
+        "S1 server RSS, idle, no connections",
+        "MiB",
+        rss_start.map(mib),
+        Better::Lower,
+    );
+    m.add(
+        "s1.rss_per_conn_kib",
+        "S1 server RSS per idle connection",
+        "KiB",
+        per_conn,
+        Better::Lower,
+    );
+    m.add(
+        "s1.connect_per_s",
+        "S1 connect + auth → ready",
+        "/s",
+        Some(rate),
+        Better::Higher,
+    );
+    m.add(
+        "s1.ready_p99_ms",
+        "S1 connect → ready p99 (per socket)",
+        "ms",
+        ready.ms(0.99),
+        Better::Lower,
+    );
+    m.add(
+        "s1.idle_cpu_pct",
+        "S1 server CPU, all idle",
+        "% core",
+        idle.server_pct(),
+        Better::Lower,
+    );
+    Ok(m)
+}
