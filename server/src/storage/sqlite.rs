@@ -444,6 +444,23 @@ async fn append(
     ))
 }
 
+/// The message a change is about, with the actor's role: or why there is nothing to change
+/// (not a member of the room, no such message in it).
+async fn change_target(
+    conn: &mut SqliteConnection,
+    room: RoomId,
+    id: MessageId,
+    actor: UserId,
+) -> Result<Result<(Role, MessageRow), ChangeOutcome>, StorageError> {
+    let Some(role) = read_role_in(conn, room, actor).await? else {
+        return Ok(Err(ChangeOutcome::NotMember));
+    };
+    match read_message(conn, room, id).await? {
+        Some(row) => Ok(Ok((role, row))),
+        None => Ok(Err(ChangeOutcome::NoSuchMessage)),
+    }
+}
+
 async fn edit(
     conn: &mut SqliteConnection,
     room: RoomId,
@@ -452,11 +469,9 @@ async fn edit(
     body: &MessageBody,
     at: i64,
 ) -> Result<ChangeOutcome, StorageError> {
-    if read_role_in(conn, room, editor).await?.is_none() {
-        return Ok(ChangeOutcome::NotMember);
-    }
-    let Some(row) = read_message(conn, room, id).await? else {
-        return Ok(ChangeOutcome::NoSuchMessage);
+    let (_, row) = match change_target(conn, room, id, editor).await? {
+        Ok(target) => target,
+        Err(outcome) => return Ok(outcome),
     };
     if row.sender_id != editor.get() {
         return Ok(ChangeOutcome::Forbidden);
@@ -490,11 +505,9 @@ async fn delete(
     actor: UserId,
     at: i64,
 ) -> Result<ChangeOutcome, StorageError> {
-    let Some(role) = read_role_in(conn, room, actor).await? else {
-        return Ok(ChangeOutcome::NotMember);
-    };
-    let Some(row) = read_message(conn, room, id).await? else {
-        return Ok(ChangeOutcome::NoSuchMessage);
+    let (role, row) = match change_target(conn, room, id, actor).await? {
+        Ok(target) => target,
+        Err(outcome) => return Ok(outcome),
     };
     if row.sender_id != actor.get() && !matches!(role, Role::Owner | Role::Admin) {
         return Ok(ChangeOutcome::Forbidden);
@@ -533,11 +546,9 @@ async fn react(
     emoji: &str,
     add: bool,
 ) -> Result<ChangeOutcome, StorageError> {
-    if read_role_in(conn, room, user).await?.is_none() {
-        return Ok(ChangeOutcome::NotMember);
-    }
-    let Some(row) = read_message(conn, room, id).await? else {
-        return Ok(ChangeOutcome::NoSuchMessage);
+    let (_, row) = match change_target(conn, room, id, user).await? {
+        Ok(target) => target,
+        Err(outcome) => return Ok(outcome),
     };
     if row.deleted_at.is_some() {
         return Ok(ChangeOutcome::Gone);
