@@ -263,11 +263,7 @@ pub async fn push_subscribe(subscription_json: &str) -> Result<(), ClientError> 
         .send()
         .await
         .map_err(|_| ClientError::network())?;
-    if resp.ok() {
-        Ok(())
-    } else {
-        read::<serde_json::Value>(resp).await.map(|_| ())
-    }
+    empty(resp).await
 }
 
 pub async fn push_unsubscribe(endpoint: &str) -> Result<(), ClientError> {
@@ -277,11 +273,7 @@ pub async fn push_unsubscribe(endpoint: &str) -> Result<(), ClientError> {
         .send()
         .await
         .map_err(|_| ClientError::network())?;
-    if resp.ok() {
-        Ok(())
-    } else {
-        read::<serde_json::Value>(resp).await.map(|_| ())
-    }
+    empty(resp).await
 }
 
 #[derive(serde::Deserialize)]
