@@ -71,7 +71,15 @@ pub struct Presence {
     pub user_id: UserId,
     pub online: bool,
     /// Unix ms of the last disconnect, when offline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_seen_at: Option<i64>,
+}
+
+/// How far a member who shares read receipts has read a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    pub user_id: UserId,
+    pub last_read_seq: i64,
 }
 
 /// Why the client is no longer in a room.
@@ -86,13 +94,10 @@ pub enum LeftReason {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerFrame {
-    /// Answer to `hello`: who you are, your rooms and DMs, and the presence of everyone who
-    /// shares one with you.
-    Ready {
-        user: User,
-        rooms: Vec<RoomSummary>,
-        presence: Vec<Presence>,
-    },
+    /// Answer to `hello`: who you are, your rooms and DMs. The `synced` frames of your rooms
+    /// follow, then `presence` frames listing who of the people sharing a room with you is
+    /// online (everyone not listed is offline).
+    Ready { user: User, rooms: Vec<RoomSummary> },
     /// The messages of a room after the client's cursor, in order. `limited: true` means the
     /// gap was too large: these are only the newest, and the client should drop what it holds
     /// for the room and page back through history.
@@ -122,8 +127,10 @@ pub enum ServerFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         client_id: Option<String>,
     },
-    /// Someone who shares a room with you came online or went offline.
-    Presence(Presence),
+    /// People who share a room with you came online or went offline. Changes are batched:
+    /// at most one frame per room every 250 ms, at most 100 entries per frame (later entries
+    /// win). Also sent after `hello` with everyone online.
+    Presence { users: Vec<Presence> },
     /// Someone is typing (or stopped) in one of your rooms.
     Typing {
         room_id: RoomId,
@@ -132,12 +139,12 @@ pub enum ServerFrame {
     },
     /// Your read marker in a room moved (from this tab or another of yours).
     ReadState(crate::api::ReadState),
-    /// A member who shares read receipts has read the room up to `last_read_seq`. Only sent
-    /// to users who share receipts themselves.
-    Receipt {
+    /// Members who share read receipts have read the room up to `last_read_seq`. Only sent
+    /// to users who share receipts themselves. Batched like `presence` (one frame per room
+    /// every 250 ms at most, 100 entries per frame); may include your own.
+    Receipts {
         room_id: RoomId,
-        user_id: UserId,
-        last_read_seq: i64,
+        reads: Vec<Receipt>,
     },
     /// You are now in a room (you created, joined, were invited, or opened a DM). Its messages
     /// follow in a `synced` frame.
@@ -183,13 +190,17 @@ mod tests {
         assert!(matches!(f, ClientFrame::Send { .. }));
         let hello: ClientFrame = serde_json::from_str(r#"{"type":"hello"}"#).unwrap();
         assert_eq!(hello, ClientFrame::Hello { resume: vec![] });
-        let out = serde_json::to_value(ServerFrame::Presence(Presence {
-            user_id: UserId::new(3),
-            online: true,
-            last_seen_at: None,
-        }))
+        let out = serde_json::to_value(ServerFrame::Presence {
+            users: vec![Presence {
+                user_id: UserId::new(3),
+                online: true,
+                last_seen_at: None,
+            }],
+        })
         .unwrap();
-        assert_eq!(out["type"], "presence");
-        assert_eq!(out["user_id"], 3);
+        assert_eq!(
+            out,
+            serde_json::json!({"type": "presence", "users": [{"user_id": 3, "online": true}]})
+        );
     }
 }

@@ -47,12 +47,7 @@ pub async fn mark(
             conn.send_frame(&frame);
         }
         if state.storage.read_share_receipts(user).await? {
-            let receipt = ServerFrame::Receipt {
-                room_id: room,
-                user_id: user,
-                last_read_seq: read.last_read_seq,
-            };
-            state.hub.broadcast_receipt(room, &receipt, user);
+            state.hub.queue_receipt(room, user, read.last_read_seq);
         }
     }
     Ok(Some(read))

@@ -128,6 +128,7 @@ impl Application {
         let shutdown = state.shutdown.clone();
         let tasks = state.tasks.clone();
         tasks.spawn(sweep(state.clone(), shutdown.clone()));
+        tasks.spawn(state.hub.clone().run_flusher(shutdown.clone()));
         let app = crate::web::router(state);
         let listener = listener.tap_io(|tcp| {
             // Chat frames are small and latency-sensitive; Nagle would hold them back.

@@ -21,7 +21,7 @@ use axum::response::Response;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use super::hub::{ConnHandle, Cursor, Outgoing, encode};
+use super::hub::{BATCH_ENTRIES, ConnHandle, Cursor, Outgoing, encode};
 use super::socket::{self, CatchUp, Flow, Handler};
 use super::writer::{Job, Reply};
 use crate::auth::AuthSession;
@@ -142,12 +142,12 @@ async fn run(state: AppState, socket: WebSocket, session: AuthSession, user: Use
     if went_offline {
         let now = clock::now_millis();
         if handler.helloed && !state.hub.is_online(conn.user) {
-            let frame = ServerFrame::Presence(Presence {
+            let presence = Presence {
                 user_id: conn.user,
                 online: false,
                 last_seen_at: Some(now),
-            });
-            state.hub.broadcast_to_rooms(&rooms, &frame, conn.user);
+            };
+            state.hub.announce_presence(&rooms, &presence);
         }
         if let Err(e) = state.storage.update_user_last_seen(conn.user, now).await {
             tracing::warn!(error = ?e, "could not record last seen");
@@ -283,14 +283,8 @@ impl ChatHandler {
 
     async fn hello(&mut self, resume: Vec<app::protocol::RoomCursor>) -> Flow {
         let state = &self.state;
-        let loaded = async {
-            let memberships = state.storage.read_memberships(self.user.id, None).await?;
-            let contacts = state.storage.read_contacts(self.user.id).await?;
-            Ok::<_, crate::storage::StorageError>((memberships, contacts))
-        }
-        .await;
-        let (memberships, contacts) = match loaded {
-            Ok(x) => x,
+        let memberships = match state.storage.read_memberships(self.user.id, None).await {
+            Ok(m) => m,
             Err(e) => {
                 tracing::error!(error = ?e, "hello failed");
                 self.error(
@@ -302,22 +296,10 @@ impl ChatHandler {
                 return Flow::Stop;
             }
         };
-        let presence = contacts
-            .into_iter()
-            .map(|(user_id, seen)| {
-                let online = state.hub.is_online(user_id);
-                Presence {
-                    user_id,
-                    online,
-                    last_seen_at: if online { None } else { seen },
-                }
-            })
-            .collect();
         let rooms: Vec<RoomId> = memberships.iter().map(|m| m.room.id).collect();
         self.conn.send_frame(&ServerFrame::Ready {
             user: self.user.clone(),
             rooms: memberships.into_iter().map(summary_of).collect(),
-            presence,
         });
         let cursors: HashMap<RoomId, Cursor> = resume
             .into_iter()
@@ -348,13 +330,27 @@ impl ChatHandler {
         if let Some(timer) = self.hello_timer.take() {
             timer.abort();
         }
+        // Who is online: everyone following one of these rooms, now that this socket follows
+        // them too (a change after this point reaches it through the rooms' batches).
+        let online = state.hub.online_in(&rooms, self.user.id);
+        for chunk in online.chunks(BATCH_ENTRIES) {
+            let users = chunk
+                .iter()
+                .map(|&user_id| Presence {
+                    user_id,
+                    online: true,
+                    last_seen_at: None,
+                })
+                .collect();
+            self.conn.send_frame(&ServerFrame::Presence { users });
+        }
         if self.came_online {
-            let frame = ServerFrame::Presence(Presence {
+            let presence = Presence {
                 user_id: self.user.id,
                 online: true,
                 last_seen_at: None,
-            });
-            state.hub.broadcast_to_rooms(&rooms, &frame, self.user.id);
+            };
+            state.hub.announce_presence(&rooms, &presence);
         }
         Flow::Continue
     }

@@ -12,18 +12,31 @@
 //! Frames are serialized once by the caller and shared (`Utf8Bytes` is reference-counted) by
 //! every recipient. A subscriber whose outbox is full is too slow: it is closed (it resumes
 //! from its cursor later) instead of stalling the room or growing memory.
+//!
+//! Presence changes and read receipts are not sent one by one: each room collects them
+//! (latest per user) and a flusher sends one frame per room every [`BATCH_EVERY`] at most, in
+//! chunks of [`BATCH_ENTRIES`]. A reconnect storm of N members of one room then costs about N
+//! entries per member instead of N frames per member (N² frames: 12.6 million for 5,000, see
+//! docs/perf.md), and a busy room's readers cause one receipts frame per tick, not one per read.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use app::domain::{RoomId, UserId};
-use app::protocol::{ServerFrame, close_code};
+use app::protocol::{Presence, Receipt, ServerFrame, close_code};
 use axum::extract::ws::Utf8Bytes;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 pub type ConnId = u64;
+
+/// Presence and receipt batches go out this often at most.
+pub const BATCH_EVERY: Duration = Duration::from_millis(250);
+/// Entries per presence or receipts frame at most: frames stay small (a socket keeps the
+/// capacity of the largest frame it ever wrote, see docs/perf.md).
+pub const BATCH_ENTRIES: usize = 100;
 
 /// A position in a room: every message up to `seq`, every change up to `rev`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -180,6 +193,15 @@ impl ConnHandle {
 struct RoomChannel {
     last: Cursor,
     subs: HashMap<ConnId, ConnHandle>,
+    /// Presence changes and receipts waiting for the next flush (boxed: most rooms have none).
+    pending: Option<Box<Pending>>,
+}
+
+/// What a room's followers are told at the next flush: the latest per user.
+#[derive(Default)]
+struct Pending {
+    presence: HashMap<UserId, Presence>,
+    receipts: HashMap<UserId, i64>,
 }
 
 #[derive(Default)]
@@ -191,7 +213,13 @@ struct UserConns {
 pub struct Hub {
     rooms: RwLock<HashMap<RoomId, Arc<Mutex<RoomChannel>>>>,
     users: Mutex<HashMap<UserId, UserConns>>,
+    /// Open connections, all users together.
+    total: AtomicUsize,
     next_id: AtomicU64,
+    /// Rooms with something pending, each once.
+    dirty: Mutex<Vec<RoomId>>,
+    /// Wakes the flusher when the first room becomes dirty.
+    dirty_notify: Notify,
 }
 
 /// Refused because the user has too many open connections.
@@ -209,7 +237,7 @@ impl Hub {
                     room,
                     Arc::new(Mutex::new(RoomChannel {
                         last,
-                        subs: HashMap::new(),
+                        ..RoomChannel::default()
                     })),
                 );
             }
@@ -257,7 +285,13 @@ impl Hub {
             return Err(TooManyConnections);
         }
         let first = entry.conns.is_empty();
-        entry.conns.insert(conn.id, (conn.clone(), HashSet::new()));
+        if entry
+            .conns
+            .insert(conn.id, (conn.clone(), HashSet::new()))
+            .is_none()
+        {
+            self.total.fetch_add(1, Ordering::Relaxed);
+        }
         Ok(first)
     }
 
@@ -269,11 +303,13 @@ impl Hub {
             let Some(entry) = users.get_mut(&conn.user) else {
                 return (Vec::new(), false);
             };
-            let rooms = entry
-                .conns
-                .remove(&conn.id)
-                .map(|(_, rooms)| rooms.into_iter().collect::<Vec<_>>())
-                .unwrap_or_default();
+            let rooms = match entry.conns.remove(&conn.id) {
+                Some((_, rooms)) => {
+                    self.total.fetch_sub(1, Ordering::Relaxed);
+                    rooms.into_iter().collect::<Vec<_>>()
+                }
+                None => Vec::new(),
+            };
             let last = entry.conns.is_empty();
             if last {
                 users.remove(&conn.user);
@@ -319,12 +355,7 @@ impl Hub {
     }
 
     pub fn total_connections(&self) -> usize {
-        self.users
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .map(|u| u.conns.len())
-            .sum()
+        self.total.load(Ordering::Relaxed)
     }
 
     pub fn connection_count(&self, user: UserId) -> usize {
@@ -409,35 +440,120 @@ impl Hub {
         }
     }
 
-    /// Sends a read receipt to the room's followers who share receipts, except the reader.
-    pub fn broadcast_receipt(&self, room: RoomId, frame: &ServerFrame, reader: UserId) {
+    /// Queues `user`'s presence for the followers of each of `rooms` (next flush).
+    pub fn announce_presence(&self, rooms: &[RoomId], presence: &Presence) {
+        for room in rooms {
+            self.queue(*room, |p| {
+                p.presence.insert(presence.user_id, presence.clone());
+            });
+        }
+    }
+
+    /// Queues a read receipt for the room's followers who share receipts (next flush).
+    pub fn queue_receipt(&self, room: RoomId, reader: UserId, last_read_seq: i64) {
+        self.queue(room, |p| {
+            let seq = p.receipts.entry(reader).or_insert(last_read_seq);
+            *seq = (*seq).max(last_read_seq);
+        });
+    }
+
+    fn queue(&self, room: RoomId, add: impl FnOnce(&mut Pending)) {
         let Some(channel) = self.existing(room) else {
             return;
         };
-        let bytes = encode(frame);
-        let channel = channel.lock().unwrap_or_else(|p| p.into_inner());
-        for sub in channel.subs.values() {
-            if sub.user != reader && sub.shares_receipts() {
-                sub.send(Outgoing::Frame(bytes.clone()));
+        let mut channel = channel.lock().unwrap_or_else(|p| p.into_inner());
+        let first = channel.pending.is_none();
+        add(channel.pending.get_or_insert_default());
+        drop(channel);
+        if first {
+            let mut dirty = self.dirty.lock().unwrap_or_else(|p| p.into_inner());
+            dirty.push(room);
+            if dirty.len() == 1 {
+                self.dirty_notify.notify_one();
             }
         }
     }
 
-    /// Sends `frame` once to every connection following any of `rooms`, except `except`'s.
-    pub fn broadcast_to_rooms(&self, rooms: &[RoomId], frame: &ServerFrame, except: UserId) {
-        let bytes = encode(frame);
+    /// Sends every room's pending presence and receipts. Returns the frames queued.
+    pub fn flush(&self) -> usize {
+        let rooms = std::mem::take(&mut *self.dirty.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut sent = 0;
+        for room in rooms {
+            let Some(channel) = self.existing(room) else {
+                continue;
+            };
+            let mut channel = channel.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(pending) = channel.pending.take() else {
+                continue;
+            };
+            let presence: Vec<Presence> = pending.presence.into_values().collect();
+            for chunk in presence.chunks(BATCH_ENTRIES) {
+                let frame = encode(&ServerFrame::Presence {
+                    users: chunk.to_vec(),
+                });
+                for sub in channel
+                    .subs
+                    .values()
+                    .filter(|s| !only(chunk, s.user, |p| p.user_id))
+                {
+                    sent += usize::from(sub.send(Outgoing::Frame(frame.clone())));
+                }
+            }
+            let reads: Vec<Receipt> = pending
+                .receipts
+                .into_iter()
+                .map(|(user_id, last_read_seq)| Receipt {
+                    user_id,
+                    last_read_seq,
+                })
+                .collect();
+            for chunk in reads.chunks(BATCH_ENTRIES) {
+                let frame = encode(&ServerFrame::Receipts {
+                    room_id: room,
+                    reads: chunk.to_vec(),
+                });
+                for sub in channel
+                    .subs
+                    .values()
+                    .filter(|s| s.shares_receipts() && !only(chunk, s.user, |r| r.user_id))
+                {
+                    sent += usize::from(sub.send(Outgoing::Frame(frame.clone())));
+                }
+            }
+        }
+        sent
+    }
+
+    /// Flushes pending presence and receipts every [`BATCH_EVERY`] while there are any; sleeps
+    /// otherwise. Runs until `shutdown`.
+    pub async fn run_flusher(self: Arc<Self>, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = self.dirty_notify.notified() => {}
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(BATCH_EVERY) => {}
+            }
+            self.flush();
+        }
+    }
+
+    /// The users following any of `rooms` (they are online and said `hello`), without `except`.
+    pub fn online_in(&self, rooms: &[RoomId], except: UserId) -> Vec<UserId> {
         let mut seen = HashSet::new();
         for room in rooms {
             let Some(channel) = self.existing(*room) else {
                 continue;
             };
             let channel = channel.lock().unwrap_or_else(|p| p.into_inner());
-            for sub in channel.subs.values() {
-                if sub.user != except && seen.insert(sub.id) {
-                    sub.send(Outgoing::Frame(bytes.clone()));
-                }
-            }
+            seen.extend(channel.subs.values().map(|s| s.user));
         }
+        seen.remove(&except);
+        let mut users: Vec<UserId> = seen.into_iter().collect();
+        users.sort_unstable();
+        users
     }
 
     /// Stops every connection of `user` following `room` at once; returns them.
@@ -513,6 +629,11 @@ impl Hub {
             }
         }
     }
+}
+
+/// Whether a batch is only about `user` (nothing to tell them: it is their own news).
+fn only<T>(chunk: &[T], user: UserId, who: impl Fn(&T) -> UserId) -> bool {
+    matches!(chunk, [one] if who(one) == user)
 }
 
 #[cfg(test)]
@@ -597,6 +718,88 @@ mod tests {
             );
         }
         assert_eq!(hub.rooms.read().unwrap().len(), 1);
+    }
+
+    fn online(user: i64) -> Presence {
+        Presence {
+            user_id: UserId::new(user),
+            online: true,
+            last_seen_at: None,
+        }
+    }
+
+    fn frames(rx: &mut mpsc::Receiver<Outgoing>) -> Vec<serde_json::Value> {
+        let mut out = Vec::new();
+        while let Ok(o) = rx.try_recv() {
+            if let Outgoing::Frame(f) = o {
+                out.push(serde_json::from_str(f.as_str()).unwrap());
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn presence_changes_are_batched_per_room_in_chunks() {
+        let room = RoomId::new(1);
+        let hub = Hub::new([(room, Cursor::default())]);
+        let mut socks = Vec::new();
+        for user in 1..=250 {
+            let (c, rx) = conn(&hub, user, 2048);
+            hub.subscribe(room, &c, Some(Cursor::default()));
+            hub.announce_presence(&[room], &online(user));
+            socks.push((c, rx));
+        }
+        // User 7 flaps: the latest state wins.
+        hub.announce_presence(
+            &[room],
+            &Presence {
+                user_id: UserId::new(7),
+                online: false,
+                last_seen_at: Some(1),
+            },
+        );
+        assert_eq!(
+            hub.flush(),
+            250 * 3,
+            "three frames (100 + 100 + 50) per socket"
+        );
+        for (_, rx) in &mut socks {
+            let got = frames(rx);
+            assert_eq!(got.len(), 3);
+            let entries: Vec<&serde_json::Value> = got
+                .iter()
+                .flat_map(|f| f["users"].as_array().unwrap())
+                .collect();
+            assert_eq!(entries.len(), 250);
+            let seven = entries.iter().find(|e| e["user_id"] == 7).unwrap();
+            assert_eq!(seven["online"], false);
+        }
+        assert_eq!(hub.flush(), 0, "nothing left to send");
+    }
+
+    #[test]
+    fn receipts_are_batched_to_sharers_and_nobody_hears_only_their_own_news() {
+        let room = RoomId::new(1);
+        let hub = Hub::new([(room, Cursor::default())]);
+        let (reader, mut reader_rx) = conn(&hub, 1, 64);
+        let (sharer, mut sharer_rx) = conn(&hub, 2, 64);
+        let (private, mut private_rx) = conn(&hub, 3, 64);
+        private.set_shares_receipts(false);
+        for c in [&reader, &sharer, &private] {
+            hub.subscribe(room, c, Some(Cursor::default()));
+        }
+        for seq in [3, 5, 4] {
+            hub.queue_receipt(room, reader.user, seq);
+        }
+        hub.flush();
+        let got = frames(&mut sharer_rx);
+        assert_eq!(
+            got,
+            vec![serde_json::json!({"type": "receipts", "room_id": 1,
+                "reads": [{"user_id": 1, "last_read_seq": 5}]})]
+        );
+        assert!(frames(&mut private_rx).is_empty());
+        assert!(frames(&mut reader_rx).is_empty());
     }
 
     #[test]

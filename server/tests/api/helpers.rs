@@ -277,8 +277,9 @@ impl Ws {
 
     /// Asserts no frame of `kind` arrives within a short while (used after a boundary the
     /// server has already acknowledged, so "nothing more" is the behaviour under test).
+    /// Waits 600 ms: over two presence/receipt batch periods (250 ms).
     pub async fn assert_no(&mut self, kind: &str) {
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(300);
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(600);
         while let Ok(Some(Ok(msg))) = tokio::time::timeout_at(deadline, self.stream.next()).await {
             if let WsMessage::Text(t) = msg {
                 let v: Value = serde_json::from_str(&t).expect("json");

@@ -248,17 +248,17 @@ async fn reading_in_one_tab_updates_the_others_and_sends_receipts_to_those_who_s
         json!({"type": "read_state", "room_id": room, "last_read_seq": 2, "unread": 1, "mentions": 0})
     );
     assert_eq!(tab1.recv("read_state").await["last_read_seq"], 2);
-    let receipt = a.recv("receipt").await;
+    let receipt = a.recv("receipts").await;
     assert_eq!(
         receipt,
-        json!({"type": "receipt", "room_id": room, "user_id": bob_id, "last_read_seq": 2})
+        json!({"type": "receipts", "room_id": room, "reads": [{"user_id": bob_id, "last_read_seq": 2}]})
     );
     // Carol does not share hers, so she sees nobody's.
-    c.assert_no("receipt").await;
+    c.assert_no("receipts").await;
     // Reading backwards changes nothing and sends nothing.
     tab1.send(json!({"type": "read", "room_id": room, "seq": 1}))
         .await;
-    a.assert_no("receipt").await;
+    a.assert_no("receipts").await;
 
     // Bob stops sharing: his reads no longer reach Alice, but his own tabs stay in sync.
     app.authed(
@@ -271,7 +271,7 @@ async fn reading_in_one_tab_updates_the_others_and_sends_receipts_to_those_who_s
     tab1.send(json!({"type": "read", "room_id": room, "seq": 3}))
         .await;
     assert_eq!(tab2.recv("read_state").await["last_read_seq"], 3);
-    a.assert_no("receipt").await;
+    a.assert_no("receipts").await;
 }
 
 #[tokio::test]

@@ -411,23 +411,23 @@ async fn presence_goes_online_and_offline_with_the_last_tab() {
     let (alice, bob, _room) = two_in_a_room(&app).await;
     let bob_id = app.user_id(&bob).await;
     let mut a = app.ws(&alice).await;
-    let (b1, ready) = app.ws_hello(&bob, json!([])).await;
+    let (mut b1, _) = app.ws_hello(&bob, json!([])).await;
     let alice_id = app.user_id(&alice).await;
-    let alice_seen = ready["presence"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["user_id"] == alice_id)
-        .cloned();
+    // After `ready` and the catch-up, the new socket hears who is online already.
+    let listed = b1.recv("presence").await;
     assert_eq!(
-        alice_seen.unwrap()["online"],
-        true,
-        "ready lists who is online"
+        presence_of(&listed, alice_id),
+        Some(json!({"user_id": alice_id, "online": true})),
+        "{listed}"
     );
-    let online = a.recv("presence").await;
+    let online = a
+        .recv_where("bob online", |f| {
+            f["type"] == "presence" && presence_of(f, bob_id).is_some()
+        })
+        .await;
     assert_eq!(
-        (online["user_id"].as_i64(), online["online"].as_bool()),
-        (Some(bob_id), Some(true))
+        presence_of(&online, bob_id),
+        Some(json!({"user_id": bob_id, "online": true}))
     );
 
     let (b2, _) = app.ws_hello(&bob, json!([])).await;
@@ -435,9 +435,9 @@ async fn presence_goes_online_and_offline_with_the_last_tab() {
     a.assert_no("presence").await; // a second tab is still open
     drop(b2);
     let offline = a.recv("presence").await;
-    assert_eq!(offline["user_id"], bob_id);
-    assert_eq!(offline["online"], false);
-    assert!(offline["last_seen_at"].as_i64().unwrap() > 0);
+    let entry = presence_of(&offline, bob_id).expect("bob's presence");
+    assert_eq!(entry["online"], false);
+    assert!(entry["last_seen_at"].as_i64().unwrap() > 0);
     let members: Value = app
         .authed(
             &alice,
@@ -678,13 +678,14 @@ async fn a_peer_that_stops_answering_heartbeats_is_dropped_and_goes_offline() {
     // Alice keeps reading (and so answers pings). Bob says hello, then never reads again: his
     // client answers no ping from now on.
     let (_silent_bob, _) = app.ws_hello(&bob, json!([])).await;
-    assert_eq!(a.recv("presence").await["online"], true);
+    let online = a.recv("presence").await;
+    assert_eq!(presence_of(&online, bob_id).unwrap()["online"], true);
     let offline = a
         .recv_where("bob offline", |f| {
-            f["type"] == "presence" && f["user_id"] == bob_id
+            f["type"] == "presence" && presence_of(f, bob_id).is_some()
         })
         .await;
-    assert_eq!(offline["online"], false);
+    assert_eq!(presence_of(&offline, bob_id).unwrap()["online"], false);
 }
 
 #[tokio::test]
@@ -788,4 +789,48 @@ async fn a_reply_carries_a_quote_of_the_original_live_in_history_and_on_resume()
     );
     let page: Value = app.history(&alice, room, "").await.json().await.unwrap();
     assert_eq!(seqs(&page["messages"]), [1, 2]);
+}
+
+/// The entry about `user` in a `presence` frame.
+fn presence_of(frame: &Value, user: i64) -> Option<Value> {
+    frame["users"]
+        .as_array()?
+        .iter()
+        .find(|p| p["user_id"] == user)
+        .cloned()
+}
+
+#[tokio::test]
+async fn many_arrivals_reach_a_member_in_a_few_batched_presence_frames() {
+    const ARRIVALS: usize = 40;
+    let app = spawn_app_with(|c| c.limits.signups_per_ip = 100).await;
+    let owner = app.signup_ok(&bot(), "owner").await;
+    let room = app.create_room(&owner, "town-hall", "public").await;
+    let mut tokens = Vec::new();
+    for i in 0..ARRIVALS {
+        let token = app.signup_ok(&bot(), &format!("member{i}")).await;
+        assert_eq!(app.join(&token, room).await.status(), StatusCode::OK);
+        tokens.push(token);
+    }
+    let mut ids = std::collections::HashSet::new();
+    for t in &tokens {
+        ids.insert(app.user_id(t).await);
+    }
+    let mut watcher = app.ws(&owner).await;
+    // Everyone arrives at once, as after a server restart.
+    let sockets = futures_util::future::join_all(tokens.iter().map(|t| app.ws(t))).await;
+    let mut frames = 0;
+    while !ids.is_empty() {
+        let f = watcher.recv("presence").await;
+        frames += 1;
+        for u in f["users"].as_array().unwrap() {
+            assert!(u["online"].as_bool().unwrap());
+            ids.remove(&u["user_id"].as_i64().unwrap());
+        }
+    }
+    assert!(
+        frames < ARRIVALS / 2,
+        "{ARRIVALS} arrivals came in {frames} presence frames: not batched"
+    );
+    drop(sockets);
 }

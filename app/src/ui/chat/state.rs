@@ -519,11 +519,7 @@ impl Chat {
             return;
         }
         match frame {
-            ServerFrame::Ready {
-                user,
-                rooms,
-                presence,
-            } => {
+            ServerFrame::Ready { user, rooms } => {
                 self.users.update(|u| {
                     u.insert(user.id, user.clone());
                     for r in &rooms {
@@ -533,8 +529,8 @@ impl Chat {
                     }
                 });
                 self.me.set(Some(user));
-                self.presence
-                    .set(presence.into_iter().map(|p| (p.user_id, p)).collect());
+                // Who is online follows in `presence` frames: everyone else is offline.
+                self.presence.update(|p| p.retain(|_, p| !p.online));
                 self.timelines.update(|t| {
                     t.retain(|id, _| rooms.iter().any(|r| r.id == *id));
                     for tl in t.values_mut() {
@@ -608,8 +604,10 @@ impl Chat {
                 }),
                 None => self.notice.set(Some(message)),
             },
-            ServerFrame::Presence(p) => self.presence.update(|map| {
-                map.insert(p.user_id, p);
+            ServerFrame::Presence { users } => self.presence.update(|map| {
+                for p in users {
+                    map.insert(p.user_id, p);
+                }
             }),
             ServerFrame::Typing {
                 room_id,
@@ -632,13 +630,12 @@ impl Chat {
                     r.mentions = state.mentions;
                 }
             }),
-            ServerFrame::Receipt {
-                room_id,
-                user_id,
-                last_read_seq,
-            } => self.receipts.update(|r| {
-                let held = r.entry(room_id).or_default().entry(user_id).or_insert(0);
-                *held = (*held).max(last_read_seq);
+            ServerFrame::Receipts { room_id, reads } => self.receipts.update(|r| {
+                let room = r.entry(room_id).or_default();
+                for read in reads {
+                    let held = room.entry(read.user_id).or_insert(0);
+                    *held = (*held).max(read.last_read_seq);
+                }
             }),
             ServerFrame::RoomJoined { room } => self.upsert_room(room),
             ServerFrame::RoomUpdated {
