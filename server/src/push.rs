@@ -10,6 +10,7 @@
 //! only, no IP literals, no name resolving to a private, loopback or link-local address
 //! (`NATTER_PUSH_ALLOW_LOCAL=1` lifts this for tests and development only).
 
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use app::api::Message;
+use app::domain::{RoomId, UserId};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -78,9 +80,18 @@ struct Inner {
     allow_local: bool,
     queue: mpsc::Sender<Message>,
     sending: Arc<Semaphore>,
-    /// Which rooms are DMs (a room's kind never changes): most room messages mention nobody
-    /// and need no database query to know they push nothing.
-    dm_rooms: std::sync::Mutex<std::collections::HashMap<app::domain::RoomId, bool>>,
+    /// Which rooms are DMs, with their two members (a room's kind never changes, nor do a DM's
+    /// members): most messages need no database query to know they push nothing.
+    conversations: std::sync::Mutex<HashMap<RoomId, Conversation>>,
+    /// Users who may have a push subscription (a superset: loaded at start, added to on
+    /// subscribe, never pruned). Nobody else can be pushed to.
+    subscribers: std::sync::Mutex<HashSet<UserId>>,
+}
+
+#[derive(Clone)]
+enum Conversation {
+    Room,
+    Dm(Vec<UserId>),
 }
 
 impl Pusher {
@@ -112,7 +123,8 @@ impl Pusher {
                 allow_local,
                 queue,
                 sending: Arc::new(Semaphore::new(CONCURRENCY)),
-                dm_rooms: std::sync::Mutex::default(),
+                conversations: std::sync::Mutex::default(),
+                subscribers: std::sync::Mutex::default(),
             }),
         };
         tasks.spawn(pusher.clone().run(rx, storage, hub, shutdown));
@@ -122,6 +134,15 @@ impl Pusher {
     /// The VAPID public key, base64url: the browser's `applicationServerKey`.
     pub fn public_key(&self) -> &str {
         &self.inner.public_key
+    }
+
+    /// `user` has a push subscription now.
+    pub fn note_subscriber(&self, user: UserId) {
+        self.inner
+            .subscribers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(user);
     }
 
     /// Called by the message writer for every stored message. Never waits.
@@ -138,6 +159,15 @@ impl Pusher {
         hub: Arc<Hub>,
         shutdown: CancellationToken,
     ) {
+        match storage.read_push_users().await {
+            Ok(users) => self
+                .inner
+                .subscribers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend(users),
+            Err(e) => tracing::error!(error = ?e, "loading push subscribers failed"),
+        }
         loop {
             let message = tokio::select! {
                 m = rx.recv() => m,
@@ -158,32 +188,52 @@ impl Pusher {
     ) -> anyhow::Result<()> {
         let known = self
             .inner
-            .dm_rooms
+            .conversations
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(&message.room_id)
-            .copied();
-        let is_dm = match known {
-            Some(is_dm) => is_dm,
+            .cloned();
+        let conversation = match known {
+            Some(c) => c,
             None => {
                 let is_dm = storage
                     .read_room(message.room_id)
                     .await?
                     .is_some_and(|r| r.kind == app::domain::RoomKind::Dm);
+                let conversation = if is_dm {
+                    let members = storage.read_members(message.room_id).await?;
+                    Conversation::Dm(members.into_iter().map(|m| m.user.id).collect())
+                } else {
+                    Conversation::Room
+                };
                 let mut rooms = self
                     .inner
-                    .dm_rooms
+                    .conversations
                     .lock()
                     .unwrap_or_else(|p| p.into_inner());
                 // Bounded: a busy server forgets and re-learns.
                 if rooms.len() >= 100_000 {
                     rooms.clear();
                 }
-                rooms.insert(message.room_id, is_dm);
-                is_dm
+                rooms.insert(message.room_id, conversation.clone());
+                conversation
             }
         };
-        if !is_dm && !message.body.contains('@') {
+        let worth_a_look = match &conversation {
+            Conversation::Room => message.body.contains('@'),
+            // The other member must be able to get a push and have no tab in front of them.
+            Conversation::Dm(members) => {
+                let subscribers = self
+                    .inner
+                    .subscribers
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
+                members.iter().any(|u| {
+                    *u != message.sender_id && subscribers.contains(u) && !hub.has_visible_tab(*u)
+                })
+            }
+        };
+        if !worth_a_look {
             return Ok(());
         }
         let targets = storage
@@ -456,6 +506,7 @@ async fn subscribe(
         .storage
         .create_push_subscription(&record, MAX_SUBSCRIPTIONS_PER_USER)
         .await?;
+    state.pusher.note_subscriber(session.user_id);
     Ok(StatusCode::CREATED)
 }
 

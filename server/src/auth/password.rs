@@ -42,6 +42,10 @@ const P_COST: u32 = 1;
 const OUTPUT_LEN: usize = 32;
 /// Jobs waiting for a worker.
 const QUEUE: usize = 64;
+/// Scheduling priority of the hashing threads (Linux nice value, per thread). Chat work must not
+/// wait behind a login storm: at nice 10 a hashing thread gets ~1/10 of a contended core (CFS
+/// weights 110 vs 1024) and all of an idle one. Measured in docs/perf.md (S4 login storm).
+const HASH_NICE: i32 = 10;
 
 fn params() -> Params {
     // Constant, valid parameters: `Params::new` only fails on out-of-range values.
@@ -112,6 +116,10 @@ impl Hasher {
 }
 
 fn worker(queue: &Mutex<mpsc::Receiver<Work>>) {
+    // On Linux the nice value is per thread: this lowers only the hashing thread.
+    if let Err(e) = rustix::process::setpriority_process(None, HASH_NICE) {
+        tracing::warn!(error = %e, "could not lower the hashing thread's priority");
+    }
     // This thread's working memory, allocated on first use and reused for every hash.
     let mut blocks: Vec<Block> = Vec::new();
     loop {

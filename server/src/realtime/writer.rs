@@ -96,7 +96,14 @@ async fn run(
 
 async fn commit(batch: &mut Vec<Job>, storage: &dyn Storage, hub: &Hub, pusher: &Pusher) {
     let changes: Vec<Change> = batch.iter().map(|j| j.change.clone()).collect();
-    match storage.apply_changes(&changes).await {
+    let started = std::time::Instant::now();
+    let applied = storage.apply_changes(changes).await;
+    tracing::debug!(
+        changes = batch.len(),
+        micros = started.elapsed().as_micros() as u64,
+        "batch committed"
+    );
+    match applied {
         Ok(outcomes) => {
             for (job, outcome) in batch.drain(..).zip(outcomes) {
                 match &outcome {

@@ -25,6 +25,8 @@ pub enum StorageError {
     Database(#[from] sqlx::Error),
     #[error("migration failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database error")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
 }
@@ -307,9 +309,6 @@ pub trait Storage: Send + Sync + 'static {
         limit: i64,
     ) -> Result<Vec<UserRecord>, StorageError>;
     async fn update_user_last_seen(&self, user: UserId, at: i64) -> Result<(), StorageError>;
-    /// Everyone who shares at least one room or DM with `user` (not `user`), with last-seen.
-    async fn read_contacts(&self, user: UserId)
-    -> Result<Vec<(UserId, Option<i64>)>, StorageError>;
 
     // --- sessions ---
     async fn create_session(&self, new: NewSession) -> Result<(), StorageError>;
@@ -385,7 +384,7 @@ pub trait Storage: Send + Sync + 'static {
     /// Applies a batch in ONE transaction (one fsync for all: group commit). Each new message
     /// gets the next sequence number of its room, each change to an existing message the next
     /// revision, unless refused (see [`ChangeOutcome`]). Outcomes are in the order of `batch`.
-    async fn apply_changes(&self, batch: &[Change]) -> Result<Vec<ChangeOutcome>, StorageError>;
+    async fn apply_changes(&self, batch: Vec<Change>) -> Result<Vec<ChangeOutcome>, StorageError>;
     /// Messages with `seq <= upto_seq` whose last change has `after_rev < rev <= upto_rev`,
     /// in `rev` order, at most `limit`.
     async fn read_messages_changed(
@@ -450,6 +449,8 @@ pub trait Storage: Send + Sync + 'static {
         &self,
         user: UserId,
     ) -> Result<Vec<PushSubscriptionRecord>, StorageError>;
+    /// Every user with at least one push subscription.
+    async fn read_push_users(&self) -> Result<Vec<UserId>, StorageError>;
     /// Who should hear about message `seq` of `room` by push: the other member of a DM, or the
     /// members it mentions; never the sender, nor members who muted the room. With each, their
     /// subscriptions.

@@ -7,25 +7,30 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use app::api::{Attachment, AttachmentKind, Message, Reaction, ReplyRef};
+use app::api::{AttachmentKind, Message, ReplyRef};
 use app::domain::{
-    ClientMessageId, DisplayName, MessageBody, MessageId, Role, RoomId, RoomKind, RoomName, Topic,
-    UserId, Username, Visibility,
+    ClientMessageId, DisplayName, MessageId, Role, RoomId, RoomKind, RoomName, Topic, UserId,
+    Username, Visibility,
 };
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{FromRow, SqliteConnection, SqlitePool};
+use sqlx::{FromRow, SqlitePool};
 
 use super::{
-    Change, ChangeOutcome, MAX_REACTION_EMOJI, MemberRecord, MembershipRecord, NewMessage, NewRoom,
-    NewSession, NewUser, PublicRoomRecord, PushSubscriptionRecord, ReadState, RoomRecord, Storage,
-    StorageError, UploadRecord, UserRecord,
+    Change, ChangeOutcome, MemberRecord, MembershipRecord, NewRoom, NewSession, NewUser,
+    PublicRoomRecord, PushSubscriptionRecord, ReadState, RoomRecord, Storage, StorageError,
+    UploadRecord, UserRecord,
 };
 
 #[derive(Clone)]
 pub struct SqliteStorage {
     pool: SqlitePool,
+    /// Applies message changes on its own connection and thread (see `sqlite_writer.rs`).
+    writer: writer::Writer,
 }
+
+/// How long a connection waits for another's write lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(FromRow)]
 struct UserRow {
@@ -244,6 +249,10 @@ impl TryFrom<UploadRow> for UploadRecord {
     }
 }
 
+// The writer's statements use the column macros above: declared after them.
+#[path = "sqlite_writer.rs"]
+mod writer;
+
 fn push_record(
     (user_id, endpoint, p256dh, auth, created_at): (i64, String, String, String, i64),
 ) -> PushSubscriptionRecord {
@@ -256,343 +265,12 @@ fn push_record(
     }
 }
 
-async fn read_message(
-    conn: &mut SqliteConnection,
-    room: RoomId,
-    id: MessageId,
-) -> Result<Option<MessageRow>, StorageError> {
-    Ok(sqlx::query_as(concat!(
-        "SELECT ",
-        message_columns!(),
-        message_from!(),
-        "WHERE m.id = ? AND m.room_id = ?"
-    ))
-    .bind(id.get())
-    .bind(room.get())
-    .fetch_optional(conn)
-    .await?)
-}
-
-async fn read_role_in(
-    conn: &mut SqliteConnection,
-    room: RoomId,
-    user: UserId,
-) -> Result<Option<Role>, StorageError> {
-    let role: Option<String> =
-        sqlx::query_scalar("SELECT role FROM members WHERE room_id = ? AND user_id = ?")
-            .bind(room.get())
-            .bind(user.get())
-            .fetch_optional(conn)
-            .await?;
-    role.as_deref().map(parse_role).transpose()
-}
-
-/// The room's next revision, taken.
-async fn next_rev(conn: &mut SqliteConnection, room: RoomId) -> Result<i64, StorageError> {
-    Ok(sqlx::query_scalar(
-        "UPDATE rooms SET last_rev = last_rev + 1 WHERE id = ? RETURNING last_rev",
-    )
-    .bind(room.get())
-    .fetch_one(conn)
-    .await?)
-}
-
-/// The state of a message after a change, re-read so it is exactly what history shows.
-async fn changed(
-    conn: &mut SqliteConnection,
-    room: RoomId,
-    id: MessageId,
-) -> Result<Message, StorageError> {
-    read_message(conn, room, id)
-        .await?
-        .ok_or_else(|| corrupt("changed message vanished"))?
-        .try_into()
-}
-
-/// Most mentions recorded per message (the rest of a long list of names is just text).
-const MAX_MENTIONS: usize = 20;
-
-/// Records who `body` mentions among the room's members (never the author).
-async fn record_mentions(
-    conn: &mut SqliteConnection,
-    room: RoomId,
-    seq: i64,
-    author: UserId,
-    body: &str,
-) -> Result<(), StorageError> {
-    let mut names = app::markdown::mentions(body);
-    names.sort();
-    names.dedup();
-    for name in names.iter().take(MAX_MENTIONS) {
-        sqlx::query(
-            "INSERT OR IGNORE INTO mentions (user_id, room_id, seq)
-             SELECT u.id, m.room_id, ? FROM users u
-             JOIN members m ON m.user_id = u.id AND m.room_id = ?
-             WHERE u.username = ? AND u.id != ?",
-        )
-        .bind(seq)
-        .bind(room.get())
-        .bind(name.to_lowercase())
-        .bind(author.get())
-        .execute(&mut *conn)
-        .await?;
-    }
-    Ok(())
-}
-
-async fn forget_mentions(
-    conn: &mut SqliteConnection,
-    room: RoomId,
-    seq: i64,
-) -> Result<(), StorageError> {
-    sqlx::query("DELETE FROM mentions WHERE room_id = ? AND seq = ?")
-        .bind(room.get())
-        .bind(seq)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
-async fn append(
-    conn: &mut SqliteConnection,
-    new: &NewMessage,
-) -> Result<ChangeOutcome, StorageError> {
-    let existing: Option<MessageRow> = sqlx::query_as(concat!(
-        "SELECT ",
-        message_columns!(),
-        message_from!(),
-        "WHERE m.sender_id = ? AND m.client_id = ?"
-    ))
-    .bind(new.sender_id.get())
-    .bind(new.client_id.as_str())
-    .fetch_optional(&mut *conn)
-    .await?;
-    if let Some(row) = existing {
-        return Ok(ChangeOutcome::Duplicate(row.try_into()?));
-    }
-    if read_role_in(conn, new.room_id, new.sender_id)
-        .await?
-        .is_none()
-    {
-        return Ok(ChangeOutcome::NotMember);
-    }
-    if let Some(quoted) = new.reply_to
-        && read_message(conn, new.room_id, quoted).await?.is_none()
-    {
-        return Ok(ChangeOutcome::NoSuchMessage);
-    }
-    let mut attachments = Vec::with_capacity(new.attachments.len());
-    for id in &new.attachments {
-        let row: Option<UploadRow> = sqlx::query_as(concat!(
-            "SELECT ",
-            upload_columns!(),
-            " FROM uploads WHERE id = ? AND owner_id = ? AND message_id IS NULL"
-        ))
-        .bind(id)
-        .bind(new.sender_id.get())
-        .fetch_optional(&mut *conn)
-        .await?;
-        match row {
-            Some(row) if !attachments.iter().any(|a: &Attachment| &a.id == id) => {
-                attachments.push(UploadRecord::try_from(row)?.attachment());
-            }
-            _ => return Ok(ChangeOutcome::BadAttachment),
-        }
-    }
-    let seq: i64 = sqlx::query_scalar(
-        "UPDATE rooms SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq",
-    )
-    .bind(new.room_id.get())
-    .fetch_one(&mut *conn)
-    .await?;
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO messages (room_id, seq, sender_id, client_id, body, created_at, reply_to,
-                               attachments)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-         RETURNING id",
-    )
-    .bind(new.room_id.get())
-    .bind(seq)
-    .bind(new.sender_id.get())
-    .bind(new.client_id.as_str())
-    .bind(&new.body)
-    .bind(new.created_at)
-    .bind(new.reply_to.map(MessageId::get))
-    .bind(to_json(&attachments)?)
-    .fetch_one(&mut *conn)
-    .await?;
-    record_mentions(conn, new.room_id, seq, new.sender_id, &new.body).await?;
-    // Writing in a room means having read it up to here.
-    sqlx::query(
-        "UPDATE members SET last_read_seq = MAX(last_read_seq, ?) WHERE room_id = ? AND user_id = ?",
-    )
-    .bind(seq)
-    .bind(new.room_id.get())
-    .bind(new.sender_id.get())
-    .execute(&mut *conn)
-    .await?;
-    for a in &attachments {
-        sqlx::query("UPDATE uploads SET message_id = ?, room_id = ? WHERE id = ?")
-            .bind(id)
-            .bind(new.room_id.get())
-            .bind(&a.id)
-            .execute(&mut *conn)
-            .await?;
-    }
-    Ok(ChangeOutcome::Stored(
-        changed(conn, new.room_id, MessageId::new(id)).await?,
-    ))
-}
-
-/// The message a change is about, with the actor's role: or why there is nothing to change
-/// (not a member of the room, no such message in it).
-async fn change_target(
-    conn: &mut SqliteConnection,
-    room: RoomId,
-    id: MessageId,
-    actor: UserId,
-) -> Result<Result<(Role, MessageRow), ChangeOutcome>, StorageError> {
-    let Some(role) = read_role_in(conn, room, actor).await? else {
-        return Ok(Err(ChangeOutcome::NotMember));
-    };
-    match read_message(conn, room, id).await? {
-        Some(row) => Ok(Ok((role, row))),
-        None => Ok(Err(ChangeOutcome::NoSuchMessage)),
-    }
-}
-
-async fn edit(
-    conn: &mut SqliteConnection,
-    room: RoomId,
-    id: MessageId,
-    editor: UserId,
-    body: &MessageBody,
-    at: i64,
-) -> Result<ChangeOutcome, StorageError> {
-    let (_, row) = match change_target(conn, room, id, editor).await? {
-        Ok(target) => target,
-        Err(outcome) => return Ok(outcome),
-    };
-    if row.sender_id != editor.get() {
-        return Ok(ChangeOutcome::Forbidden);
-    }
-    if row.deleted_at.is_some() {
-        return Ok(ChangeOutcome::Gone);
-    }
-    if row.body == body.as_str() {
-        return Ok(ChangeOutcome::Unchanged(row.try_into()?));
-    }
-    let rev = next_rev(conn, room).await?;
-    sqlx::query("UPDATE messages SET body = ?, edited_at = ?, rev = ? WHERE id = ?")
-        .bind(body.as_str())
-        .bind(at)
-        .bind(rev)
-        .bind(id.get())
-        .execute(&mut *conn)
-        .await?;
-    forget_mentions(conn, room, row.seq).await?;
-    record_mentions(conn, room, row.seq, editor, body.as_str()).await?;
-    Ok(ChangeOutcome::Updated {
-        message: changed(conn, room, id).await?,
-        removed_uploads: Vec::new(),
-    })
-}
-
-async fn delete(
-    conn: &mut SqliteConnection,
-    room: RoomId,
-    id: MessageId,
-    actor: UserId,
-    at: i64,
-) -> Result<ChangeOutcome, StorageError> {
-    let (role, row) = match change_target(conn, room, id, actor).await? {
-        Ok(target) => target,
-        Err(outcome) => return Ok(outcome),
-    };
-    if row.sender_id != actor.get() && !matches!(role, Role::Owner | Role::Admin) {
-        return Ok(ChangeOutcome::Forbidden);
-    }
-    if row.deleted_at.is_some() {
-        return Ok(ChangeOutcome::Unchanged(row.try_into()?));
-    }
-    let rev = next_rev(conn, room).await?;
-    sqlx::query(
-        "UPDATE messages
-         SET body = '', deleted_at = ?, rev = ?, reactions = NULL, attachments = NULL
-         WHERE id = ?",
-    )
-    .bind(at)
-    .bind(rev)
-    .bind(id.get())
-    .execute(&mut *conn)
-    .await?;
-    forget_mentions(conn, room, row.seq).await?;
-    let removed_uploads: Vec<String> =
-        sqlx::query_scalar("DELETE FROM uploads WHERE message_id = ? RETURNING id")
-            .bind(id.get())
-            .fetch_all(&mut *conn)
-            .await?;
-    Ok(ChangeOutcome::Updated {
-        message: changed(conn, room, id).await?,
-        removed_uploads,
-    })
-}
-
-async fn react(
-    conn: &mut SqliteConnection,
-    room: RoomId,
-    id: MessageId,
-    user: UserId,
-    emoji: &str,
-    add: bool,
-) -> Result<ChangeOutcome, StorageError> {
-    let (_, row) = match change_target(conn, room, id, user).await? {
-        Ok(target) => target,
-        Err(outcome) => return Ok(outcome),
-    };
-    if row.deleted_at.is_some() {
-        return Ok(ChangeOutcome::Gone);
-    }
-    let mut reactions: Vec<Reaction> = from_json(row.reactions.as_deref())?;
-    let at = reactions.iter().position(|r| r.emoji == emoji);
-    let mine = at.is_some_and(|i| reactions[i].users.contains(&user));
-    match (add, at) {
-        (true, _) if mine => return Ok(ChangeOutcome::Unchanged(row.try_into()?)),
-        (false, _) if !mine => return Ok(ChangeOutcome::Unchanged(row.try_into()?)),
-        (true, Some(i)) => reactions[i].users.push(user),
-        (true, None) if reactions.len() >= MAX_REACTION_EMOJI => {
-            return Ok(ChangeOutcome::TooManyReactions);
-        }
-        (true, None) => reactions.push(Reaction {
-            emoji: emoji.to_owned(),
-            users: vec![user],
-        }),
-        (false, Some(i)) => {
-            reactions[i].users.retain(|u| *u != user);
-            if reactions[i].users.is_empty() {
-                reactions.remove(i);
-            }
-        }
-        (false, None) => return Ok(ChangeOutcome::Unchanged(row.try_into()?)),
-    }
-    let rev = next_rev(conn, room).await?;
-    sqlx::query("UPDATE messages SET reactions = ?, rev = ? WHERE id = ?")
-        .bind(to_json(&reactions)?)
-        .bind(rev)
-        .bind(id.get())
-        .execute(&mut *conn)
-        .await?;
-    Ok(ChangeOutcome::Updated {
-        message: changed(conn, room, id).await?,
-        removed_uploads: Vec::new(),
-    })
-}
-
 impl SqliteStorage {
     /// Opens (creating if needed) `natter.db` in `data_dir` and runs pending migrations.
     pub async fn open(data_dir: &Path) -> Result<Self, StorageError> {
+        let file = data_dir.join("natter.db");
         let options = SqliteConnectOptions::new()
-            .filename(data_dir.join("natter.db"))
+            .filename(&file)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
@@ -600,26 +278,37 @@ impl SqliteStorage {
             // Deleted messages must be gone from the file, not just unlinked: freed space is
             // overwritten with zeros.
             .pragma("secure_delete", "ON")
-            .busy_timeout(Duration::from_secs(5));
-        Self::with_options(options, 8).await
+            // The writer's checkpoint thread copies the WAL back (see sqlite_writer.rs).
+            .pragma("wal_autocheckpoint", "0")
+            .busy_timeout(BUSY_TIMEOUT);
+        Self::with_options(options, 8, &file).await
     }
 
-    /// A private in-memory database (unit tests). One connection: each would get its own DB.
+    /// A private in-memory database (unit tests), shared by the pool's one connection and the
+    /// writer's through SQLite's shared cache under a unique name.
     pub async fn in_memory() -> Result<Self, StorageError> {
-        let options = SqliteConnectOptions::from_str("sqlite::memory:")?.foreign_keys(true);
-        Self::with_options(options, 1).await
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let uri = format!(
+            "file:natter-test-{}-{n}?mode=memory&cache=shared",
+            std::process::id()
+        );
+        let options = SqliteConnectOptions::from_str(&format!("sqlite:{uri}"))?.foreign_keys(true);
+        Self::with_options(options, 1, Path::new(&uri)).await
     }
 
     async fn with_options(
         options: SqliteConnectOptions,
         max_connections: u32,
+        writer_path: &Path,
     ) -> Result<Self, StorageError> {
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections)
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Self { pool })
+        let writer = writer::Writer::start(writer_path, BUSY_TIMEOUT)?;
+        Ok(Self { pool, writer })
     }
 }
 
@@ -731,27 +420,6 @@ impl Storage for SqliteStorage {
             .execute(&self.pool)
             .await?;
         Ok(())
-    }
-
-    #[tracing::instrument(skip_all, fields(user_id = %user))]
-    async fn read_contacts(
-        &self,
-        user: UserId,
-    ) -> Result<Vec<(UserId, Option<i64>)>, StorageError> {
-        let rows: Vec<(i64, Option<i64>)> = sqlx::query_as(
-            "SELECT DISTINCT u.id, u.last_seen_at
-             FROM members mine
-             JOIN members other ON other.room_id = mine.room_id AND other.user_id != mine.user_id
-             JOIN users u ON u.id = other.user_id
-             WHERE mine.user_id = ?",
-        )
-        .bind(user.get())
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, seen)| (UserId::new(id), seen))
-            .collect())
     }
 
     #[tracing::instrument(skip_all, fields(user_id = %new.user_id))]
@@ -1165,39 +833,8 @@ impl Storage for SqliteStorage {
     }
 
     #[tracing::instrument(skip_all, fields(batch = batch.len()))]
-    async fn apply_changes(&self, batch: &[Change]) -> Result<Vec<ChangeOutcome>, StorageError> {
-        // IMMEDIATE: take the write lock up front, so the reads below cannot be invalidated by
-        // another writer (a deferred transaction would fail with SQLITE_BUSY_SNAPSHOT).
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let mut outcomes = Vec::with_capacity(batch.len());
-        for change in batch {
-            let outcome = match change {
-                Change::Append(new) => append(&mut tx, new).await?,
-                Change::Edit {
-                    room_id,
-                    message_id,
-                    editor,
-                    body,
-                    at,
-                } => edit(&mut tx, *room_id, *message_id, *editor, body, *at).await?,
-                Change::Delete {
-                    room_id,
-                    message_id,
-                    actor,
-                    at,
-                } => delete(&mut tx, *room_id, *message_id, *actor, *at).await?,
-                Change::React {
-                    room_id,
-                    message_id,
-                    user,
-                    emoji,
-                    add,
-                } => react(&mut tx, *room_id, *message_id, *user, emoji, *add).await?,
-            };
-            outcomes.push(outcome);
-        }
-        tx.commit().await?;
-        Ok(outcomes)
+    async fn apply_changes(&self, batch: Vec<Change>) -> Result<Vec<ChangeOutcome>, StorageError> {
+        self.writer.apply(batch).await
     }
 
     #[tracing::instrument(skip_all, fields(room_id = %room))]
@@ -1408,6 +1045,13 @@ impl Storage for SqliteStorage {
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.into_iter().map(push_record).collect())
+    }
+
+    async fn read_push_users(&self) -> Result<Vec<UserId>, StorageError> {
+        let ids: Vec<i64> = sqlx::query_scalar("SELECT DISTINCT user_id FROM push_subscriptions")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(ids.into_iter().map(UserId::new).collect())
     }
 
     async fn read_push_targets(
