@@ -333,6 +333,31 @@ impl AuthSession {
             expires_at: claims.exp,
         })
     }
+
+    /// As [`Self::from_headers`], with the user's record and whether they share read receipts,
+    /// in one query (opening a socket).
+    pub async fn with_user(
+        state: &AppState,
+        headers: &HeaderMap,
+    ) -> Result<(Self, UserRecord, bool), ApiError> {
+        let claims = token_of(headers)
+            .and_then(|t| state.tokens.decode(t))
+            .ok_or(ApiError::Unauthorized)?;
+        let (user, shares_receipts) = state
+            .storage
+            .read_session_user(&claims.sid, clock::now_millis())
+            .await?
+            .ok_or(ApiError::Unauthorized)?;
+        if user.id.to_string() != claims.sub {
+            return Err(ApiError::Unauthorized);
+        }
+        let session = Self {
+            user_id: user.id,
+            session_id: claims.sid,
+            expires_at: claims.exp,
+        };
+        Ok((session, user, shares_receipts))
+    }
 }
 
 impl FromRequestParts<AppState> for AuthSession {

@@ -51,7 +51,7 @@ pub async fn upgrade(
             return Err(ApiError::CrossSite);
         }
     }
-    let session = AuthSession::from_headers(&state, &headers).await?;
+    let (session, user, shares_receipts) = AuthSession::with_user(&state, &headers).await?;
     let ws = ws.map_err(|r| ApiError::BadRequest(r.body_text()))?;
     let limits = &state.config.limits;
     if state.hub.connection_count(session.user_id) >= limits.ws_per_user {
@@ -60,22 +60,23 @@ pub async fn upgrade(
     if state.hub.total_connections() >= limits.ws_total {
         return Err(ApiError::Busy);
     }
-    let user = state
-        .storage
-        .read_user(session.user_id)
-        .await?
-        .ok_or(ApiError::Unauthorized)?;
     let user = crate::auth::user_json(user);
     let tracker = state.tasks.token();
     Ok(
         socket::configure(ws, limits.ws_max_message_bytes).on_upgrade(move |socket| async move {
-            run(state, socket, session, user).await;
+            run(state, socket, session, user, shares_receipts).await;
             drop(tracker);
         }),
     )
 }
 
-async fn run(state: AppState, socket: WebSocket, session: AuthSession, user: User) {
+async fn run(
+    state: AppState,
+    socket: WebSocket,
+    session: AuthSession,
+    user: User,
+    shares_receipts: bool,
+) {
     let (tx, outbox) = mpsc::channel(state.config.limits.ws_outbox_frames);
     let conn = ConnHandle::new(
         state.hub.next_conn_id(),
@@ -83,10 +84,7 @@ async fn run(state: AppState, socket: WebSocket, session: AuthSession, user: Use
         Arc::from(session.session_id.as_str()),
         tx,
     );
-    match state.storage.read_share_receipts(user.id).await {
-        Ok(share) => conn.set_shares_receipts(share),
-        Err(e) => tracing::warn!(error = ?e, "reading the receipts setting failed"),
-    }
+    conn.set_shares_receipts(shares_receipts);
     let came_online = match state.hub.connect(&conn, state.config.limits.ws_per_user) {
         Ok(first) => first,
         Err(_) => {
@@ -115,13 +113,11 @@ async fn run(state: AppState, socket: WebSocket, session: AuthSession, user: Use
     };
     handler.hello_timer = Some(hello_timer.abort_handle());
     // The session ends by itself at its expiry: so does a socket opened with it.
-    let expiry = {
-        let conn = conn.clone();
-        let left = session.expires_at.saturating_sub(clock::now_secs()).max(0);
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs(left.unsigned_abs())).await;
-            conn.close(close_code::SESSION_ENDED, "session expired");
-        })
+    let left = session.expires_at.saturating_sub(clock::now_secs()).max(0);
+    let expiry = socket::Deadline {
+        at: tokio::time::Instant::now() + Duration::from_secs(left.unsigned_abs()),
+        code: close_code::SESSION_ENDED,
+        reason: "session expired",
     };
     let loader = Loader {
         storage: state.storage.clone(),
@@ -133,11 +129,11 @@ async fn run(state: AppState, socket: WebSocket, session: AuthSession, user: Use
         loader,
         &state.shutdown,
         heartbeat(&state),
+        expiry,
         &mut handler,
     )
     .await;
     hello_timer.abort();
-    expiry.abort();
     let (rooms, went_offline) = state.hub.disconnect(&conn);
     if went_offline {
         let now = clock::now_millis();
@@ -196,6 +192,16 @@ impl Loader {
         after: Option<Cursor>,
         upto: Cursor,
     ) -> Result<ServerFrame, StorageError> {
+        if after == Some(upto) {
+            // Nothing new and nothing changed (a reconnect): no query.
+            return Ok(ServerFrame::Synced {
+                room_id: room,
+                messages: Vec::new(),
+                updated: Vec::new(),
+                limited: false,
+                last_rev: upto.rev,
+            });
+        }
         if let Some(after) = after.filter(|a| a.seq <= upto.seq && upto.seq - a.seq <= RESUME_MAX) {
             let messages = self
                 .storage
@@ -283,6 +289,7 @@ impl ChatHandler {
 
     async fn hello(&mut self, resume: Vec<app::protocol::RoomCursor>) -> Flow {
         let state = &self.state;
+        let departures = state.hub.departures();
         let memberships = match state.storage.read_memberships(self.user.id, None).await {
             Ok(m) => m,
             Err(e) => {
@@ -317,8 +324,11 @@ impl ChatHandler {
                 .subscribe(*room, &self.conn, cursors.get(room).copied());
         }
         // A kick between reading the memberships and subscribing would otherwise leave this
-        // socket following a room its user just left: check once more.
-        if let Ok(now) = state.storage.read_memberships(self.user.id, None).await {
+        // socket following a room its user just left: if anyone left any room meanwhile, check
+        // once more.
+        if state.hub.departures() != departures
+            && let Ok(now) = state.storage.read_memberships(self.user.id, None).await
+        {
             for room in rooms
                 .iter()
                 .filter(|r| !now.iter().any(|m| m.room.id == **r))
@@ -513,6 +523,7 @@ pub async fn echo(State(state): State<AppState>, ws: WebSocketUpgrade) -> Respon
             socket::NoCatchUp,
             &state.shutdown,
             beat,
+            socket::Deadline::never(),
             &mut handler,
         )
         .await;

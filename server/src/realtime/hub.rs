@@ -215,6 +215,9 @@ pub struct Hub {
     users: Mutex<HashMap<UserId, UserConns>>,
     /// Open connections, all users together.
     total: AtomicUsize,
+    /// Counts `unsubscribe_user` calls (someone left or was removed from a room): lets `hello`
+    /// skip re-reading memberships when nobody left while it subscribed.
+    departures: AtomicU64,
     next_id: AtomicU64,
     /// Rooms with something pending, each once.
     dirty: Mutex<Vec<RoomId>>,
@@ -556,8 +559,14 @@ impl Hub {
         users
     }
 
+    /// How many times anyone was unsubscribed from a room so far (see `departures`).
+    pub fn departures(&self) -> u64 {
+        self.departures.load(Ordering::Acquire)
+    }
+
     /// Stops every connection of `user` following `room` at once; returns them.
     pub fn unsubscribe_user(&self, room: RoomId, user: UserId) -> Vec<ConnHandle> {
+        self.departures.fetch_add(1, Ordering::AcqRel);
         let conns = {
             let mut users = self.users.lock().unwrap_or_else(|p| p.into_inner());
             match users.get_mut(&user) {

@@ -24,6 +24,25 @@ pub struct Heartbeat {
     pub every: Duration,
     pub dead_after: Duration,
 }
+
+/// When the socket must end regardless (the session it was opened with expires), and how.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline {
+    pub at: Instant,
+    pub code: u16,
+    pub reason: &'static str,
+}
+
+impl Deadline {
+    /// No deadline (in practice: thirty years).
+    pub fn never() -> Self {
+        Self {
+            at: Instant::now() + Duration::from_secs(30 * 365 * 24 * 3600),
+            code: code::GOING_AWAY,
+            reason: "",
+        }
+    }
+}
 /// Frames written per flush at most (batching).
 const WRITE_BATCH: usize = 64;
 
@@ -37,10 +56,12 @@ pub mod code {
     pub const TOO_BIG: u16 = 1009;
 }
 
-/// Socket settings. The read buffer is 4 KiB (axum's 128 KiB default costs ~130 KB per idle
-/// connection); the write buffer only grows while frames are queued for a flush.
+/// Socket settings. The read buffer starts at 1 KiB and grows only for a larger frame (axum's
+/// 128 KiB default costs ~130 KB per idle connection; 4 KiB was 4 of the 20 KiB an idle chat
+/// connection cost, see docs/perf.md); the write buffer only grows while frames are queued for
+/// a flush.
 pub fn configure(ws: WebSocketUpgrade, max_message: usize) -> WebSocketUpgrade {
-    ws.read_buffer_size(4 * 1024)
+    ws.read_buffer_size(1024)
         .write_buffer_size(16 * 1024)
         .max_write_buffer_size(32 * 1024 * 1024)
         .max_message_size(max_message)
@@ -139,10 +160,14 @@ async fn feed<C: CatchUp>(
         Outgoing::Frame(text) => Message::Text(text),
         Outgoing::Binary(data) => Message::Binary(data),
         Outgoing::Ping => Message::Ping(Bytes::new()),
-        Outgoing::CatchUp { room, after, upto } => match catch_up.load(room, after, upto).await {
-            Some(text) => Message::Text(text),
-            None => return Ok(()),
-        },
+        // Boxed: the loading future is large and rare; inline, every idle writer task would
+        // carry its size.
+        Outgoing::CatchUp { room, after, upto } => {
+            match Box::pin(catch_up.load(room, after, upto)).await {
+                Some(text) => Message::Text(text),
+                None => return Ok(()),
+            }
+        }
     };
     sink.feed(message).await
 }
@@ -157,11 +182,12 @@ pub async fn drive<H: Handler, C: CatchUp + 'static>(
     catch_up: C,
     shutdown: &CancellationToken,
     beat: Heartbeat,
+    deadline: Deadline,
     handler: &mut H,
 ) {
     let (sink, mut stream) = socket.split();
     let writer = tokio::spawn(write_loop(sink, outbox, conn.clone(), catch_up));
-    read_loop(&mut stream, conn, shutdown, beat, handler).await;
+    read_loop(&mut stream, conn, shutdown, beat, deadline, handler).await;
     conn.close(code::NORMAL, "");
     if let Err(e) = writer.await {
         tracing::warn!(conn = conn.id, error = %e, "socket writer task failed");
@@ -175,15 +201,22 @@ pub async fn read_loop<H: Handler>(
     conn: &ConnHandle,
     shutdown: &CancellationToken,
     beat: Heartbeat,
+    deadline: Deadline,
     handler: &mut H,
 ) {
     let mut heartbeat = tokio::time::interval_at(Instant::now() + beat.every, beat.every);
     let mut last_heard = Instant::now();
+    let ends = tokio::time::sleep_until(deadline.at);
+    tokio::pin!(ends);
     loop {
         tokio::select! {
             () = conn.closed() => break,
             () = shutdown.cancelled() => {
                 conn.close(code::GOING_AWAY, "server shutting down");
+                break;
+            }
+            () = &mut ends => {
+                conn.close(deadline.code, deadline.reason);
                 break;
             }
             _ = heartbeat.tick() => {
@@ -210,8 +243,10 @@ pub async fn read_loop<H: Handler>(
                         conn.close(code, reason);
                         break;
                     }
-                    Some(Ok(Message::Text(text))) => handler.on_text(text).await,
-                    Some(Ok(Message::Binary(data))) => handler.on_binary(data).await,
+                    // Boxed: handling a frame (a `hello`, a send) is a large future; inline,
+                    // every idle connection's task would carry its size (~4 KB measured).
+                    Some(Ok(Message::Text(text))) => Box::pin(handler.on_text(text)).await,
+                    Some(Ok(Message::Binary(data))) => Box::pin(handler.on_binary(data)).await,
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => Flow::Continue,
                     // tungstenite answers the close itself; keep polling until the stream ends.
                     Some(Ok(Message::Close(_))) => Flow::Continue,

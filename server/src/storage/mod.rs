@@ -292,6 +292,13 @@ pub trait Storage: Send + Sync + 'static {
     /// Fails with [`StorageError::UsernameTaken`] when the name exists in any letter case.
     async fn create_user(&self, new: NewUser) -> Result<UserRecord, StorageError>;
     async fn read_user(&self, id: UserId) -> Result<Option<UserRecord>, StorageError>;
+    /// The user of an active session (as `read_active_session`) and whether they share read
+    /// receipts, in one query: what opening a socket needs.
+    async fn read_session_user(
+        &self,
+        session: &str,
+        now: i64,
+    ) -> Result<Option<(UserRecord, bool)>, StorageError>;
     /// The user and their password hash, for login.
     async fn read_user_credentials(
         &self,

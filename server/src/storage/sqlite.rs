@@ -280,6 +280,7 @@ impl SqliteStorage {
             .pragma("secure_delete", "ON")
             // The writer's checkpoint thread copies the WAL back (see sqlite_writer.rs).
             .pragma("wal_autocheckpoint", "0")
+            .pragma("cache_size", "-1024")
             .busy_timeout(BUSY_TIMEOUT);
         Self::with_options(options, 8, &file).await
     }
@@ -349,6 +350,32 @@ impl Storage for SqliteStorage {
                 .fetch_optional(&self.pool)
                 .await?;
         row.map(TryInto::try_into).transpose()
+    }
+
+    async fn read_session_user(
+        &self,
+        session: &str,
+        now: i64,
+    ) -> Result<Option<(UserRecord, bool)>, StorageError> {
+        let row: Option<(i64, String, String, i64, bool)> = sqlx::query_as(
+            "SELECT u.id, u.username, u.display_name, u.created_at, u.share_receipts
+             FROM sessions s JOIN users u ON u.id = s.user_id
+             WHERE s.id = ? AND s.revoked_at IS NULL AND s.expires_at > ?",
+        )
+        .bind(session)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|(id, username, display_name, created_at, share)| {
+            let user = UserRow {
+                id,
+                username,
+                display_name,
+                created_at,
+            };
+            Ok((user.try_into()?, share))
+        })
+        .transpose()
     }
 
     #[tracing::instrument(skip_all)]
