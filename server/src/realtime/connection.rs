@@ -128,8 +128,10 @@ async fn run(
         outbox,
         loader,
         &state.shutdown,
-        heartbeat(&state),
-        expiry,
+        socket::Timers {
+            beat: heartbeat(&state),
+            deadline: expiry,
+        },
         &mut handler,
     )
     .await;
@@ -522,8 +524,10 @@ pub async fn echo(State(state): State<AppState>, ws: WebSocketUpgrade) -> Respon
             outbox,
             socket::NoCatchUp,
             &state.shutdown,
-            beat,
-            socket::Deadline::never(),
+            socket::Timers {
+                beat,
+                deadline: socket::Deadline::never(),
+            },
             &mut handler,
         )
         .await;

@@ -25,6 +25,13 @@ pub struct Heartbeat {
     pub dead_after: Duration,
 }
 
+/// A socket's clocks: the heartbeat, and when it must end regardless.
+#[derive(Debug, Clone, Copy)]
+pub struct Timers {
+    pub beat: Heartbeat,
+    pub deadline: Deadline,
+}
+
 /// When the socket must end regardless (the session it was opened with expires), and how.
 #[derive(Debug, Clone, Copy)]
 pub struct Deadline {
@@ -181,13 +188,12 @@ pub async fn drive<H: Handler, C: CatchUp + 'static>(
     outbox: mpsc::Receiver<Outgoing>,
     catch_up: C,
     shutdown: &CancellationToken,
-    beat: Heartbeat,
-    deadline: Deadline,
+    timers: Timers,
     handler: &mut H,
 ) {
     let (sink, mut stream) = socket.split();
     let writer = tokio::spawn(write_loop(sink, outbox, conn.clone(), catch_up));
-    read_loop(&mut stream, conn, shutdown, beat, deadline, handler).await;
+    read_loop(&mut stream, conn, shutdown, timers, handler).await;
     conn.close(code::NORMAL, "");
     if let Err(e) = writer.await {
         tracing::warn!(conn = conn.id, error = %e, "socket writer task failed");
@@ -200,8 +206,7 @@ pub async fn read_loop<H: Handler>(
     stream: &mut SplitStream<WebSocket>,
     conn: &ConnHandle,
     shutdown: &CancellationToken,
-    beat: Heartbeat,
-    deadline: Deadline,
+    Timers { beat, deadline }: Timers,
     handler: &mut H,
 ) {
     let mut heartbeat = tokio::time::interval_at(Instant::now() + beat.every, beat.every);
