@@ -63,19 +63,29 @@ pub async fn upgrade(
     let user = crate::auth::user_json(user);
     let tracker = state.tasks.token();
     Ok(
-        socket::configure(ws, limits.ws_max_message_bytes).on_upgrade(move |socket| async move {
-            run(state, socket, session, user, shares_receipts).await;
-            drop(tracker);
+        // The socket is boxed and the callback is `run` itself: every async layer keeps its
+        // arguments for its whole life, so a 368-byte socket passed by value would be held
+        // three times over by every idle connection.
+        socket::configure(ws, limits.ws_max_message_bytes).on_upgrade(move |socket| {
+            run(
+                state,
+                Box::new(socket),
+                session,
+                user,
+                shares_receipts,
+                tracker,
+            )
         }),
     )
 }
 
 async fn run(
     state: AppState,
-    socket: WebSocket,
+    socket: Box<WebSocket>,
     session: AuthSession,
     user: User,
     shares_receipts: bool,
+    _tracker: tokio_util::task::task_tracker::TaskTrackerToken,
 ) {
     let (tx, outbox) = mpsc::channel(state.config.limits.ws_outbox_frames);
     let conn = ConnHandle::new(
@@ -514,6 +524,7 @@ impl Handler for ChatHandler {
 pub async fn echo(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
     let tracker = state.tasks.token();
     socket::configure(ws, 16 * 1024 * 1024 + 1024).on_upgrade(move |socket| async move {
+        let socket = Box::new(socket);
         let (tx, outbox) = mpsc::channel(64);
         let conn = ConnHandle::new(0, app::domain::UserId::new(0), Arc::from(""), tx);
         let mut handler = Echo { conn: conn.clone() };

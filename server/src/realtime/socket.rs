@@ -183,7 +183,7 @@ async fn feed<C: CatchUp>(
 /// what the peer sends. Returns when the read side has ended and the close frame is out (or
 /// given up on).
 pub async fn drive<H: Handler, C: CatchUp + 'static>(
-    socket: WebSocket,
+    socket: Box<WebSocket>,
     conn: &ConnHandle,
     outbox: mpsc::Receiver<Outgoing>,
     catch_up: C,
@@ -191,7 +191,7 @@ pub async fn drive<H: Handler, C: CatchUp + 'static>(
     timers: Timers,
     handler: &mut H,
 ) {
-    let (sink, mut stream) = socket.split();
+    let (sink, mut stream) = (*socket).split();
     let writer = tokio::spawn(write_loop(sink, outbox, conn.clone(), catch_up));
     read_loop(&mut stream, conn, shutdown, timers, handler).await;
     conn.close(code::NORMAL, "");
