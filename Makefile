@@ -5,14 +5,14 @@ export CARGO_TERM_COLOR ?= auto
 
 WASM_TARGET := --target wasm32-unknown-unknown
 
-.PHONY: run test dev site release fmt-check clippy unit-tests integration-tests conformance smoke e2e setup-build setup-test clean
+.PHONY: run test dev site release fmt-check clippy unit-tests integration-tests conformance smoke e2e client-size setup-build setup-test clean
 
 ## make run: build the release binary and client, start Natter on NATTER_ADDR (127.0.0.1:3000).
 run: setup-build site release
 	NATTER_SITE_ROOT=target/site ./target/release/natter
 
 ## make test: formatting, clippy (server and wasm), unit, integration and browser tests.
-test: setup-test fmt-check clippy unit-tests integration-tests conformance smoke e2e
+test: setup-test fmt-check clippy unit-tests integration-tests conformance smoke e2e client-size
 	@echo "make test: all checks passed"
 
 ## make dev: cargo leptos watch (rebuilds and restarts on change).
@@ -41,8 +41,10 @@ clippy:
 	cargo clippy -p app -p server --all-targets -- -D warnings
 	cargo clippy -p app -p frontend --features app/csr $(WASM_TARGET) --all-targets -- -D warnings
 
+# The second run covers the client's code that tests can run on the host (the frame decoder).
 unit-tests:
 	cargo test -p app
+	cargo test -p app --features csr --lib
 
 # Builds target/debug/natter too, which the browser tests run.
 integration-tests:
@@ -56,6 +58,11 @@ conformance:
 # A short load-generator run: fails on any lost or duplicated delivery.
 smoke:
 	bench/smoke.sh
+
+# The first load (brotli) must not grow: the ceiling is today's size plus ~1 %; the budget is
+# 250 KB and not met yet (docs/perf.md, "Client size"). Lower the ceiling as it shrinks.
+client-size: site
+	CLIENT_SIZE_LIMIT=389000 scripts/check-client-size.sh
 
 e2e: site
 	cargo build -p server

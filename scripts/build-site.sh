@@ -2,14 +2,21 @@
 # Builds the client into target/site, the same layout cargo-leptos produces, without needing
 # cargo-leptos (a 45-minute install): wasm32 build in the `wasm-release` profile, wasm-bindgen
 # with the name section removed (most of the size win, see docs/perf.md), CSS and public/.
+# The wasm build gets `--cfg erase_components` from .cargo/config.toml (a RUSTFLAGS variable
+# would replace it: the client still works, but is about 40 KB bigger compressed).
+#
+# Cargo's output goes to $CARGO_TARGET_DIR (default `target`), the site to $NATTER_SITE_ROOT
+# (default `target/site`, where the server looks for it too).
+# scripts/check-client-size.sh checks the result against the first-load budget.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-site=target/site
+cargo_target=${CARGO_TARGET_DIR:-target}
+site=${NATTER_SITE_ROOT:-target/site}
 out=$site/pkg
 cargo build -p frontend --lib --target wasm32-unknown-unknown --profile wasm-release
 mkdir -p "$out"
-wasm-bindgen target/wasm32-unknown-unknown/wasm-release/frontend.wasm \
+wasm-bindgen "$cargo_target/wasm32-unknown-unknown/wasm-release/frontend.wasm" \
   --target web --no-typescript --remove-name-section --out-dir "$out" --out-name natter
 mv -f "$out/natter_bg.wasm" "$out/natter.wasm"
 cp style/main.css "$out/natter.css"

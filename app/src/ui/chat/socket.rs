@@ -15,7 +15,7 @@ use web_sys::{CloseEvent, MessageEvent, WebSocket};
 
 use super::state::{Chat, Connection, Outgoing, now_ms};
 use crate::domain::RoomId;
-use crate::protocol::{ClientFrame, ServerFrame, close_code};
+use crate::protocol::{ClientFrame, close_code};
 
 /// A sent message not confirmed within this long is shown as failed (it may still arrive).
 const CONFIRM_WITHIN: Duration = Duration::from_secs(15);
@@ -117,7 +117,7 @@ pub fn connect(chat: Chat, on_session_end: impl Fn() + Clone + 'static) {
             return;
         }
         if let Some(text) = ev.data().as_string() {
-            match serde_json::from_str::<ServerFrame>(&text) {
+            match super::wire::decode(&text) {
                 Ok(frame) => chat.apply(frame),
                 Err(e) => leptos::logging::warn!("unknown frame from server: {e}"),
             }
