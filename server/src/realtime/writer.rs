@@ -17,7 +17,7 @@ use tokio_util::task::TaskTracker;
 
 use super::hub::{ConnHandle, Hub, encode};
 use crate::push::Pusher;
-use crate::storage::{Change, ChangeOutcome, Storage};
+use crate::storage::{Change, ChangeOutcome, Storage, StorageError};
 
 /// Sends waiting for the writer. Bounded: when full, senders wait (back-pressure on their
 /// connection's reader) instead of growing memory.
@@ -72,61 +72,94 @@ async fn run(
     pusher: Pusher,
     shutdown: CancellationToken,
 ) {
-    let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    // Two batches in flight at most: while the storage commits one, the previous one is
+    // published and acknowledged (fan-out no longer waits for the disk, nor the disk for the
+    // fan-out). Batches are committed and published in the same order.
+    let mut in_flight: Option<InFlight> = None;
     loop {
-        let first = tokio::select! {
-            job = jobs.recv() => job,
-            () = shutdown.cancelled() => {
-                // Store what was already accepted, then stop.
-                jobs.close();
-                jobs.recv().await
-            }
-        };
-        let Some(first) = first else { return };
-        batch.push(first);
+        let mut batch: Vec<Job> = Vec::new();
+        if in_flight.is_none() {
+            let first = tokio::select! {
+                job = jobs.recv() => job,
+                () = shutdown.cancelled() => {
+                    // Store what was already accepted, then stop.
+                    jobs.close();
+                    jobs.recv().await
+                }
+            };
+            let Some(first) = first else { return };
+            batch.reserve(MAX_BATCH);
+            batch.push(first);
+        }
         while batch.len() < MAX_BATCH {
             match jobs.try_recv() {
                 Ok(job) => batch.push(job),
                 Err(_) => break,
             }
         }
-        commit(&mut batch, storage.as_ref(), &hub, &pusher).await;
+        let next = (!batch.is_empty()).then(|| InFlight::start(storage.clone(), batch));
+        if let Some(previous) = in_flight.take() {
+            previous.finish(&hub, &pusher).await;
+        }
+        in_flight = next;
     }
 }
 
-async fn commit(batch: &mut Vec<Job>, storage: &dyn Storage, hub: &Hub, pusher: &Pusher) {
-    let changes: Vec<Change> = batch.iter().map(|j| j.change.clone()).collect();
-    let started = std::time::Instant::now();
-    let applied = storage.apply_changes(changes).await;
-    tracing::debug!(
-        changes = batch.len(),
-        micros = started.elapsed().as_micros() as u64,
-        "batch committed"
-    );
-    match applied {
-        Ok(outcomes) => {
-            for (job, outcome) in batch.drain(..).zip(outcomes) {
-                match &outcome {
-                    ChangeOutcome::Stored(m) => {
-                        let frame = encode(&ServerFrame::Message { message: m.clone() });
-                        hub.publish_message(m.room_id, m.seq, frame);
-                        pusher.message_stored(m);
-                    }
-                    ChangeOutcome::Updated { message, .. } => {
-                        let frame = encode(&ServerFrame::MessageUpdated {
-                            message: message.clone(),
-                        });
-                        hub.publish_update(message.room_id, message.rev, frame);
-                    }
-                    _ => {}
-                }
-                answer(job, Ok(outcome));
-            }
+/// A batch handed to the storage, committing.
+struct InFlight {
+    jobs: Vec<Job>,
+    applied: tokio::task::JoinHandle<Result<Vec<ChangeOutcome>, StorageError>>,
+    started: std::time::Instant,
+}
+
+impl InFlight {
+    fn start(storage: Arc<dyn Storage>, jobs: Vec<Job>) -> Self {
+        let changes: Vec<Change> = jobs.iter().map(|j| j.change.clone()).collect();
+        Self {
+            jobs,
+            applied: tokio::spawn(async move { storage.apply_changes(changes).await }),
+            started: std::time::Instant::now(),
         }
-        Err(e) => {
-            tracing::error!(error = ?e, changes = batch.len(), "storing changes failed");
-            for job in batch.drain(..) {
-                answer(job, Err(()));
+    }
+
+    /// Waits for the commit, then publishes what was stored and answers every job.
+    async fn finish(self, hub: &Hub, pusher: &Pusher) {
+        let applied = match self.applied.await {
+            Ok(applied) => applied,
+            Err(e) => Err(StorageError::Corrupt(format!(
+                "the commit task failed: {e}"
+            ))),
+        };
+        tracing::debug!(
+            changes = self.jobs.len(),
+            micros = self.started.elapsed().as_micros() as u64,
+            "batch committed"
+        );
+        match applied {
+            Ok(outcomes) => {
+                for (job, outcome) in self.jobs.into_iter().zip(outcomes) {
+                    match &outcome {
+                        ChangeOutcome::Stored(m) => {
+                            let frame = encode(&ServerFrame::Message { message: m.clone() });
+                            hub.publish_message(m.room_id, m.seq, frame);
+                            pusher.message_stored(m);
+                        }
+                        ChangeOutcome::Updated { message, .. } => {
+                            let frame = encode(&ServerFrame::MessageUpdated {
+                                message: message.clone(),
+                            });
+                            hub.publish_update(message.room_id, message.rev, frame);
+                        }
+                        _ => {}
+                    }
+                    answer(job, Ok(outcome));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = ?e, changes = self.jobs.len(), "storing changes failed");
+                for job in self.jobs {
+                    answer(job, Err(()));
+                }
             }
         }
     }

@@ -308,7 +308,7 @@ impl SqliteStorage {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        let writer = writer::Writer::start(writer_path, BUSY_TIMEOUT)?;
+        let writer = writer::Writer::start(writer_path)?;
         Ok(Self { pool, writer })
     }
 }

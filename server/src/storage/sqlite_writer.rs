@@ -43,10 +43,10 @@ pub(super) struct Writer {
 
 impl Writer {
     /// Opens a connection to `path` (a file name, or a `file:` URI) and starts the thread.
-    pub(super) fn start(path: &Path, busy_timeout: Duration) -> Result<Self, StorageError> {
-        let mut conn = open(path, busy_timeout)?;
+    pub(super) fn start(path: &Path) -> Result<Self, StorageError> {
+        let mut conn = open(path)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-        let checkpoints = checkpoints(open(path, busy_timeout)?)?;
+        let checkpoints = checkpoints(open(path)?)?;
         let (jobs, mut queue) = mpsc::channel::<(Vec<Change>, Reply)>(QUEUE);
         std::thread::Builder::new()
             .name("sqlite-writer".into())
@@ -76,18 +76,34 @@ impl Writer {
 /// A connection with the pragmas every Natter connection has. Automatic checkpoints are off:
 /// they would run inside whichever commit crosses the threshold (1,000 pages), stalling the
 /// message writer for the copy and an extra fsync; [`checkpoints`] runs them instead.
-fn open(path: &Path, busy_timeout: Duration) -> Result<Connection, StorageError> {
+fn open(path: &Path) -> Result<Connection, StorageError> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_URI
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags)?;
-    conn.busy_timeout(busy_timeout)?;
+    // SQLite's own busy handler sleeps 1, 2, 5, 10, 15, 20, 25... ms between tries: one commit
+    // on another connection (a sign-in writing its session) cost the message writer tens of
+    // milliseconds (S4c, docs/perf.md). Retry every 100 µs instead, up to the busy timeout.
+    conn.busy_handler(Some(retry_soon))?;
     conn.execute_batch(
         "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;
          PRAGMA wal_autocheckpoint = 0;",
     )?;
     Ok(conn)
+}
+
+/// How long the writer waits between tries for a write lock another connection holds.
+const BUSY_RETRY: Duration = Duration::from_micros(100);
+
+/// A busy handler: wait [`BUSY_RETRY`] and try again, for up to [`super::BUSY_TIMEOUT`].
+fn retry_soon(tries: i32) -> bool {
+    let waited = BUSY_RETRY * u32::try_from(tries).unwrap_or(0);
+    if waited >= super::BUSY_TIMEOUT {
+        return false;
+    }
+    std::thread::sleep(BUSY_RETRY);
+    true
 }
 
 /// Copies the WAL back into the database every [`CHECKPOINT_EVERY`] on a thread of its own
