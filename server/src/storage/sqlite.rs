@@ -1176,6 +1176,7 @@ impl Storage for SqliteStorage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::NewMessage;
 
     async fn storage_with_alice() -> (SqliteStorage, UserRecord) {
         let s = SqliteStorage::in_memory().await.unwrap();
@@ -1229,5 +1230,49 @@ mod tests {
         );
         assert_eq!(s.read_active_session("live", 12).await.unwrap(), None);
         assert_eq!(s.delete_sessions_ended_before(50).await.unwrap(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_message_waits_for_a_write_lock_held_by_another_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStorage::open(dir.path()).await.unwrap();
+        let alice = s
+            .create_user(NewUser {
+                username: Username::parse("alice").unwrap(),
+                display_name: DisplayName::parse("Alice").unwrap(),
+                password_hash: "hash".into(),
+                created_at: 1,
+            })
+            .await
+            .unwrap();
+        let room = s
+            .create_room(NewRoom {
+                name: RoomName::parse("general").unwrap(),
+                topic: Topic::default(),
+                visibility: Visibility::Public,
+                owner: alice.id,
+                created_at: 1,
+            })
+            .await
+            .unwrap();
+        // Another connection (a sign-in writing its session, say) holds the write lock.
+        let mut other = s.pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
+        sqlx::query("UPDATE users SET last_seen_at = 2 WHERE id = ?")
+            .bind(alice.id.get())
+            .execute(&mut *other)
+            .await
+            .unwrap();
+        let writer = s.clone();
+        let message =
+            NewMessage::parse(room.id, alice.id, "c1", "hello", None, Vec::new(), 3).unwrap();
+        let append =
+            tokio::spawn(async move { writer.apply_changes(vec![Change::Append(message)]).await });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        other.commit().await.unwrap();
+        let outcomes = append
+            .await
+            .unwrap()
+            .expect("the writer waited, then stored");
+        assert!(matches!(&outcomes[..], [ChangeOutcome::Stored(m)] if m.seq == 1));
     }
 }
