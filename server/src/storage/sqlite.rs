@@ -1178,17 +1178,20 @@ mod tests {
     use super::*;
     use crate::storage::NewMessage;
 
+    async fn add_alice(s: &SqliteStorage) -> UserRecord {
+        s.create_user(NewUser {
+            username: Username::parse("alice").unwrap(),
+            display_name: DisplayName::parse("Alice").unwrap(),
+            password_hash: "hash".into(),
+            created_at: 1,
+        })
+        .await
+        .unwrap()
+    }
+
     async fn storage_with_alice() -> (SqliteStorage, UserRecord) {
         let s = SqliteStorage::in_memory().await.unwrap();
-        let alice = s
-            .create_user(NewUser {
-                username: Username::parse("alice").unwrap(),
-                display_name: DisplayName::parse("Alice").unwrap(),
-                password_hash: "hash".into(),
-                created_at: 1,
-            })
-            .await
-            .unwrap();
+        let alice = add_alice(&s).await;
         (s, alice)
     }
 
@@ -1236,15 +1239,7 @@ mod tests {
     async fn a_message_waits_for_a_write_lock_held_by_another_connection() {
         let dir = tempfile::tempdir().unwrap();
         let s = SqliteStorage::open(dir.path()).await.unwrap();
-        let alice = s
-            .create_user(NewUser {
-                username: Username::parse("alice").unwrap(),
-                display_name: DisplayName::parse("Alice").unwrap(),
-                password_hash: "hash".into(),
-                created_at: 1,
-            })
-            .await
-            .unwrap();
+        let alice = add_alice(&s).await;
         let room = s
             .create_room(NewRoom {
                 name: RoomName::parse("general").unwrap(),
