@@ -13,6 +13,7 @@ use app::domain::{
     Username, Visibility,
 };
 use async_trait::async_trait;
+use rusqlite::OptionalExtension;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{FromRow, SqlitePool};
 
@@ -27,6 +28,8 @@ pub struct SqliteStorage {
     pool: SqlitePool,
     /// Applies message changes on its own connection and thread (see `sqlite_writer.rs`).
     writer: writer::Writer,
+    /// Runs the hot-path reads inline (see `sqlite_reader.rs`).
+    readers: std::sync::Arc<reader::Readers>,
 }
 
 /// How long a connection waits for another's write lock before failing.
@@ -250,6 +253,8 @@ impl TryFrom<UploadRow> for UploadRecord {
 }
 
 // The writer's statements use the column macros above: declared after them.
+#[path = "sqlite_reader.rs"]
+mod reader;
 #[path = "sqlite_writer.rs"]
 mod writer;
 
@@ -282,7 +287,7 @@ impl SqliteStorage {
             .pragma("wal_autocheckpoint", "0")
             .pragma("cache_size", "-1024")
             .busy_timeout(BUSY_TIMEOUT);
-        Self::with_options(options, 8, &file).await
+        Self::with_options(options, 8, &file, false).await
     }
 
     /// A private in-memory database (unit tests), shared by the pool's one connection and the
@@ -295,13 +300,14 @@ impl SqliteStorage {
             std::process::id()
         );
         let options = SqliteConnectOptions::from_str(&format!("sqlite:{uri}"))?.foreign_keys(true);
-        Self::with_options(options, 1, Path::new(&uri)).await
+        Self::with_options(options, 1, Path::new(&uri), true).await
     }
 
     async fn with_options(
         options: SqliteConnectOptions,
         max_connections: u32,
         writer_path: &Path,
+        shared_cache: bool,
     ) -> Result<Self, StorageError> {
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections)
@@ -309,7 +315,33 @@ impl SqliteStorage {
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
         let writer = writer::Writer::start(writer_path)?;
-        Ok(Self { pool, writer })
+        let readers = std::sync::Arc::new(reader::Readers::new(writer_path, shared_cache));
+        Ok(Self {
+            pool,
+            writer,
+            readers,
+        })
+    }
+}
+
+impl SqliteStorage {
+    /// Messages from a `SELECT` of [`message_columns!`], in the query's order (`reversed`: in
+    /// the opposite order).
+    fn read_messages(
+        &self,
+        sql: &str,
+        params: &[&dyn rusqlite::ToSql],
+        reversed: bool,
+    ) -> Result<Vec<Message>, StorageError> {
+        let mut rows: Vec<MessageRow> = self.readers.with(|conn| {
+            let mut statement = conn.prepare_cached(sql)?;
+            let rows = statement.query_map(params, writer::message_row)?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })?;
+        if reversed {
+            rows.reverse();
+        }
+        rows.into_iter().map(TryInto::try_into).collect()
     }
 }
 
@@ -357,25 +389,20 @@ impl Storage for SqliteStorage {
         session: &str,
         now: i64,
     ) -> Result<Option<(UserRecord, bool)>, StorageError> {
-        let row: Option<(i64, String, String, i64, bool)> = sqlx::query_as(
-            "SELECT u.id, u.username, u.display_name, u.created_at, u.share_receipts
-             FROM sessions s JOIN users u ON u.id = s.user_id
-             WHERE s.id = ? AND s.revoked_at IS NULL AND s.expires_at > ?",
-        )
-        .bind(session)
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|(id, username, display_name, created_at, share)| {
-            let user = UserRow {
-                id,
-                username,
-                display_name,
-                created_at,
-            };
-            Ok((user.try_into()?, share))
-        })
-        .transpose()
+        let row = self.readers.with(|conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT u.id, u.username, u.display_name, u.created_at, u.share_receipts
+                     FROM sessions s JOIN users u ON u.id = s.user_id
+                     WHERE s.id = ? AND s.revoked_at IS NULL AND s.expires_at > ?",
+                )?
+                .query_row(rusqlite::params![session, now], |r| {
+                    Ok((reader::user_row(r)?, r.get::<_, bool>("share_receipts")?))
+                })
+                .optional()?)
+        })?;
+        row.map(|(user, share)| Ok((user.try_into()?, share)))
+            .transpose()
     }
 
     #[tracing::instrument(skip_all)]
@@ -665,55 +692,65 @@ impl Storage for SqliteStorage {
         user: UserId,
         only: Option<RoomId>,
     ) -> Result<Vec<MembershipRecord>, StorageError> {
-        #[derive(FromRow)]
         struct Row {
-            #[sqlx(flatten)]
             room: RoomRow,
             role: String,
             member_count: i64,
-            peer_id: Option<i64>,
-            peer_username: Option<String>,
-            peer_display_name: Option<String>,
-            peer_created_at: Option<i64>,
+            peer: Option<UserRow>,
             last_read_seq: i64,
             muted: bool,
             mentions: i64,
         }
-        let rows: Vec<Row> = sqlx::query_as(concat!(
-            "SELECT ",
-            room_columns!(),
-            ", m.role, m.last_read_seq, m.muted,
+        let rows: Vec<Row> = self.readers.with(|conn| {
+            let mut statement = conn.prepare_cached(concat!(
+                "SELECT ",
+                room_columns!(),
+                ", m.role, m.last_read_seq, m.muted,
                     (SELECT COUNT(*) FROM mentions x
                      WHERE x.user_id = m.user_id AND x.room_id = r.id AND x.seq > m.last_read_seq)
                      AS mentions,
                     (SELECT COUNT(*) FROM members c WHERE c.room_id = r.id) AS member_count,
                     p.id AS peer_id, p.username AS peer_username,
                     p.display_name AS peer_display_name, p.created_at AS peer_created_at
-             FROM members m
-             JOIN rooms r ON r.id = m.room_id
-             LEFT JOIN members pm ON r.kind = 'dm' AND pm.room_id = r.id AND pm.user_id != m.user_id
-             LEFT JOIN users p ON p.id = pm.user_id
-             WHERE m.user_id = ?1 AND (?2 IS NULL OR r.id = ?2)
-             ORDER BY r.id"
-        ))
-        .bind(user.get())
-        .bind(only.map(RoomId::get))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter()
-            .map(|row| {
-                let peer = match (row.peer_id, row.peer_username, row.peer_display_name) {
-                    (Some(id), Some(username), Some(display_name)) => Some(
-                        UserRow {
+                 FROM members m
+                 JOIN rooms r ON r.id = m.room_id
+                 LEFT JOIN members pm
+                   ON r.kind = 'dm' AND pm.room_id = r.id AND pm.user_id != m.user_id
+                 LEFT JOIN users p ON p.id = pm.user_id
+                 WHERE m.user_id = ?1 AND (?2 IS NULL OR r.id = ?2)
+                 ORDER BY r.id"
+            ))?;
+            let rows =
+                statement.query_map(rusqlite::params![user.get(), only.map(RoomId::get)], |r| {
+                    let peer = match (
+                        r.get::<_, Option<i64>>("peer_id")?,
+                        r.get::<_, Option<String>>("peer_username")?,
+                        r.get::<_, Option<String>>("peer_display_name")?,
+                    ) {
+                        (Some(id), Some(username), Some(display_name)) => Some(UserRow {
                             id,
                             username,
                             display_name,
-                            created_at: row.peer_created_at.unwrap_or_default(),
-                        }
-                        .try_into()?,
-                    ),
-                    _ => None,
-                };
+                            created_at: r
+                                .get::<_, Option<i64>>("peer_created_at")?
+                                .unwrap_or_default(),
+                        }),
+                        _ => None,
+                    };
+                    Ok(Row {
+                        room: reader::room_row(r)?,
+                        role: r.get("role")?,
+                        member_count: r.get("member_count")?,
+                        peer,
+                        last_read_seq: r.get("last_read_seq")?,
+                        muted: r.get("muted")?,
+                        mentions: r.get("mentions")?,
+                    })
+                })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })?;
+        rows.into_iter()
+            .map(|row| {
                 let room: RoomRecord = row.room.try_into()?;
                 let read = ReadState {
                     last_read_seq: row.last_read_seq,
@@ -724,7 +761,7 @@ impl Storage for SqliteStorage {
                     room,
                     role: parse_role(&row.role)?,
                     member_count: row.member_count,
-                    peer,
+                    peer: row.peer.map(TryInto::try_into).transpose()?,
                     read,
                     muted: row.muted,
                 })
@@ -874,21 +911,17 @@ impl Storage for SqliteStorage {
         limit: i64,
     ) -> Result<Vec<Message>, StorageError> {
         // `m.rev > 0` lets SQLite use the partial index `messages_by_rev`.
-        let rows: Vec<MessageRow> = sqlx::query_as(concat!(
-            "SELECT ",
-            message_columns!(),
-            message_from!(),
-            "WHERE m.room_id = ? AND m.rev > 0 AND m.rev > ? AND m.rev <= ? AND m.seq <= ?
-             ORDER BY m.rev LIMIT ?"
-        ))
-        .bind(room.get())
-        .bind(after_rev)
-        .bind(upto_rev)
-        .bind(upto_seq)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter().map(TryInto::try_into).collect()
+        self.read_messages(
+            concat!(
+                "SELECT ",
+                message_columns!(),
+                message_from!(),
+                "WHERE m.room_id = ? AND m.rev > 0 AND m.rev > ? AND m.rev <= ? AND m.seq <= ?
+                 ORDER BY m.rev LIMIT ?"
+            ),
+            rusqlite::params![room.get(), after_rev, upto_rev, upto_seq, limit],
+            false,
+        )
     }
 
     #[tracing::instrument(skip_all, fields(room_id = %room))]
@@ -899,19 +932,16 @@ impl Storage for SqliteStorage {
         upto: i64,
         limit: i64,
     ) -> Result<Vec<Message>, StorageError> {
-        let rows: Vec<MessageRow> = sqlx::query_as(concat!(
-            "SELECT ",
-            message_columns!(),
-            message_from!(),
-            "WHERE m.room_id = ? AND m.seq > ? AND m.seq <= ? ORDER BY m.seq LIMIT ?"
-        ))
-        .bind(room.get())
-        .bind(after)
-        .bind(upto)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter().map(TryInto::try_into).collect()
+        self.read_messages(
+            concat!(
+                "SELECT ",
+                message_columns!(),
+                message_from!(),
+                "WHERE m.room_id = ? AND m.seq > ? AND m.seq <= ? ORDER BY m.seq LIMIT ?"
+            ),
+            rusqlite::params![room.get(), after, upto, limit],
+            false,
+        )
     }
 
     #[tracing::instrument(skip_all, fields(room_id = %room))]
@@ -921,19 +951,16 @@ impl Storage for SqliteStorage {
         before: Option<i64>,
         limit: i64,
     ) -> Result<Vec<Message>, StorageError> {
-        let mut rows: Vec<MessageRow> = sqlx::query_as(concat!(
-            "SELECT ",
-            message_columns!(),
-            message_from!(),
-            "WHERE m.room_id = ? AND m.seq < ? ORDER BY m.seq DESC LIMIT ?"
-        ))
-        .bind(room.get())
-        .bind(before.unwrap_or(i64::MAX))
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.reverse();
-        rows.into_iter().map(TryInto::try_into).collect()
+        self.read_messages(
+            concat!(
+                "SELECT ",
+                message_columns!(),
+                message_from!(),
+                "WHERE m.room_id = ? AND m.seq < ? ORDER BY m.seq DESC LIMIT ?"
+            ),
+            rusqlite::params![room.get(), before.unwrap_or(i64::MAX), limit],
+            true,
+        )
     }
 
     #[tracing::instrument(skip_all, fields(room_id = %room, user_id = %user))]

@@ -162,7 +162,7 @@ fn apply(conn: &mut Connection, changes: &[Change]) -> Result<Vec<ChangeOutcome>
     Ok(outcomes)
 }
 
-fn message_row(r: &Row<'_>) -> rusqlite::Result<MessageRow> {
+pub(super) fn message_row(r: &Row<'_>) -> rusqlite::Result<MessageRow> {
     Ok(MessageRow {
         id: r.get("id")?,
         room_id: r.get("room_id")?,
