@@ -79,6 +79,7 @@ impl Readers {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(&self.path, flags)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        super::writer::plan_once(&conn)?;
         conn.busy_timeout(super::BUSY_TIMEOUT)?;
         conn.execute_batch("PRAGMA cache_size = -1024; PRAGMA query_only = ON;")?;
         if self.shared_cache {

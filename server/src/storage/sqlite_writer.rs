@@ -86,11 +86,27 @@ fn open(path: &Path) -> Result<Connection, StorageError> {
     // on another connection (a sign-in writing its session) cost the message writer tens of
     // milliseconds (S4c, docs/perf.md). Retry every 100 µs instead, up to the busy timeout.
     conn.busy_handler(Some(retry_soon))?;
+    plan_once(&conn)?;
     conn.execute_batch(
         "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;
          PRAGMA wal_autocheckpoint = 0;",
     )?;
     Ok(conn)
+}
+
+/// Keeps a cached statement's query plan whatever values are bound to it.
+///
+/// The bundled SQLite is built with `SQLITE_ENABLE_STAT4`: a statement whose plan could depend
+/// on a bound value (`m.seq < ?`) is parsed and planned again every time a new value is bound,
+/// which defeats the statement cache (seen in `perf` during S1: `sqlite3Reprepare` under every
+/// history read). Natter never runs `ANALYZE`, so there are no statistics for such a plan to
+/// use; the query planner stability guarantee turns the re-planning off.
+pub(super) fn plan_once(conn: &Connection) -> Result<(), StorageError> {
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
+    Ok(())
 }
 
 /// How long the writer waits between tries for a write lock another connection holds.
