@@ -74,6 +74,8 @@ pub struct Limits {
     /// (no pong, no frame) is kept before it is dropped (and goes offline).
     pub ws_ping_every: Duration,
     pub ws_dead_after: Duration,
+    /// A new socket must send `hello` within this; otherwise it is closed (4002).
+    pub ws_hello_within: Duration,
     /// Messages one user may post over HTTP (`POST /api/rooms/{id}/messages`) per minute;
     /// WebSocket sends have their own per-socket limit.
     pub http_posts_per_minute: u32,
@@ -111,6 +113,7 @@ impl Default for Limits {
             ws_burst: 40,
             ws_ping_every: Duration::from_secs(20),
             ws_dead_after: Duration::from_secs(50),
+            ws_hello_within: Duration::from_secs(10),
             http_posts_per_minute: 300,
             rooms_per_hour: 30,
             upload_max_bytes: 25 * 1024 * 1024,

@@ -19,7 +19,6 @@ use axum::extract::ws::{Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use bytes::Bytes;
-use tokio::sync::mpsc;
 
 use super::hub::{BATCH_ENTRIES, ConnHandle, Cursor, Outgoing, encode};
 use super::socket::{self, CatchUp, Flow, Handler};
@@ -35,8 +34,6 @@ use crate::storage::{Change, NewMessage, Storage, StorageError};
 pub const RESUME_MAX: i64 = 200;
 /// A history page.
 pub const PAGE: i64 = 50;
-/// Time a new connection has to send `hello`.
-const HELLO_WITHIN: Duration = Duration::from_secs(10);
 
 pub async fn upgrade(
     State(state): State<AppState>,
@@ -87,12 +84,11 @@ async fn run(
     shares_receipts: bool,
     _tracker: tokio_util::task::task_tracker::TaskTrackerToken,
 ) {
-    let (tx, outbox) = mpsc::channel(state.config.limits.ws_outbox_frames);
-    let conn = ConnHandle::new(
+    let (conn, outbox) = ConnHandle::new(
         state.hub.next_conn_id(),
         user.id,
         Arc::from(session.session_id.as_str()),
-        tx,
+        state.config.limits.ws_outbox_frames,
     );
     conn.set_shares_receipts(shares_receipts);
     let came_online = match state.hub.connect(&conn, state.config.limits.ws_per_user) {
@@ -108,20 +104,11 @@ async fn run(
         user,
         came_online,
         helloed: false,
-        hello_timer: None,
         bucket: TokenBucket::new(
             state.config.limits.ws_burst,
             state.config.limits.ws_frames_per_sec,
         ),
     };
-    let hello_timer = {
-        let conn = conn.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(HELLO_WITHIN).await;
-            conn.close(close_code::NO_HELLO, "send hello first");
-        })
-    };
-    handler.hello_timer = Some(hello_timer.abort_handle());
     // The session ends by itself at its expiry: so does a socket opened with it.
     let left = session.expires_at.saturating_sub(clock::now_secs()).max(0);
     let expiry = socket::Deadline {
@@ -141,11 +128,15 @@ async fn run(
         socket::Timers {
             beat: heartbeat(&state),
             deadline: expiry,
+            start_by: Some(socket::Deadline {
+                at: tokio::time::Instant::now() + state.config.limits.ws_hello_within,
+                code: close_code::NO_HELLO,
+                reason: "send hello first",
+            }),
         },
         &mut handler,
     )
     .await;
-    hello_timer.abort();
     let (rooms, went_offline) = state.hub.disconnect(&conn);
     if went_offline {
         let now = clock::now_millis();
@@ -286,7 +277,6 @@ struct ChatHandler {
     user: User,
     came_online: bool,
     helloed: bool,
-    hello_timer: Option<tokio::task::AbortHandle>,
     bucket: TokenBucket,
 }
 
@@ -349,9 +339,6 @@ impl ChatHandler {
             }
         }
         self.helloed = true;
-        if let Some(timer) = self.hello_timer.take() {
-            timer.abort();
-        }
         // Who is online: everyone following one of these rooms, now that this socket follows
         // them too (a change after this point reaches it through the rooms' batches).
         let online = state.hub.online_in(&rooms, self.user.id);
@@ -517,6 +504,10 @@ impl Handler for ChatHandler {
         );
         Flow::Continue
     }
+
+    fn started(&self) -> bool {
+        self.helloed
+    }
 }
 
 /// Test-only echo route on the same socket code (`NATTER_WS_ECHO=1`), for the Autobahn
@@ -525,8 +516,7 @@ pub async fn echo(State(state): State<AppState>, ws: WebSocketUpgrade) -> Respon
     let tracker = state.tasks.token();
     socket::configure(ws, 16 * 1024 * 1024 + 1024).on_upgrade(move |socket| async move {
         let socket = Box::new(socket);
-        let (tx, outbox) = mpsc::channel(64);
-        let conn = ConnHandle::new(0, app::domain::UserId::new(0), Arc::from(""), tx);
+        let (conn, outbox) = ConnHandle::new(0, app::domain::UserId::new(0), Arc::from(""), 64);
         let mut handler = Echo { conn: conn.clone() };
         let beat = heartbeat(&state);
         socket::drive(
@@ -538,6 +528,7 @@ pub async fn echo(State(state): State<AppState>, ws: WebSocketUpgrade) -> Respon
             socket::Timers {
                 beat,
                 deadline: socket::Deadline::never(),
+                start_by: None,
             },
             &mut handler,
         )

@@ -27,7 +27,9 @@ use std::time::Duration;
 use app::domain::{RoomId, UserId};
 use app::protocol::{Presence, Receipt, ServerFrame, close_code};
 use axum::extract::ws::Utf8Bytes;
-use tokio::sync::{Notify, mpsc};
+
+use super::outbox::{Queue, Refused};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 pub type ConnId = u64;
@@ -78,12 +80,13 @@ pub struct ConnHandle {
     pub id: ConnId,
     pub user: UserId,
     pub session: Arc<str>,
-    outbox: mpsc::Sender<Outgoing>,
-    closing: Arc<Closing>,
+    shared: Arc<Shared>,
 }
 
-#[derive(Debug, Default)]
-struct Closing {
+/// What a connection's handles and its writer share: one allocation per connection.
+#[derive(Debug)]
+struct Shared {
+    outbox: Queue,
     /// The tab reported itself hidden (`visibility` frame): it does not count as seeing
     /// notifications.
     hidden: std::sync::atomic::AtomicBool,
@@ -94,38 +97,75 @@ struct Closing {
     reason: Mutex<&'static str>,
 }
 
+/// The writer's end of a connection's outbox. Dropping it closes the outbox: frames sent to the
+/// connection afterwards are refused, and queued ones dropped.
+#[derive(Debug)]
+pub struct Outbox {
+    shared: Arc<Shared>,
+}
+
+/// Nothing is queued.
+#[derive(Debug)]
+pub struct Empty;
+
+impl Outbox {
+    /// The next frame to write, waiting for one.
+    pub async fn recv(&self) -> Outgoing {
+        self.shared.outbox.pop().await
+    }
+
+    pub fn try_recv(&self) -> Result<Outgoing, Empty> {
+        self.shared.outbox.try_pop().ok_or(Empty)
+    }
+}
+
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        self.shared.outbox.close();
+    }
+}
+
 impl ConnHandle {
-    pub fn new(
-        id: ConnId,
-        user: UserId,
-        session: Arc<str>,
-        outbox: mpsc::Sender<Outgoing>,
-    ) -> Self {
-        Self {
-            id,
-            user,
-            session,
+    /// A new connection's handle, and its outbox of at most `limit` frames.
+    pub fn new(id: ConnId, user: UserId, session: Arc<str>, limit: usize) -> (Self, Outbox) {
+        let shared = Arc::new(Shared {
+            outbox: Queue::new(limit),
+            hidden: std::sync::atomic::AtomicBool::new(false),
+            no_receipts: std::sync::atomic::AtomicBool::new(false),
+            token: CancellationToken::new(),
+            code: AtomicU16::new(0),
+            reason: Mutex::new(""),
+        });
+        let outbox = Outbox {
+            shared: shared.clone(),
+        };
+        (
+            Self {
+                id,
+                user,
+                session,
+                shared,
+            },
             outbox,
-            closing: Arc::default(),
-        }
+        )
     }
 
     /// Queues `out`; a full outbox closes the connection as too slow. `false` if not queued.
     pub fn send(&self, out: Outgoing) -> bool {
-        match self.outbox.try_send(out) {
+        match self.shared.outbox.push(out) {
             Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(Refused::Full) => {
                 self.close(close_code::SLOW_CONSUMER, "too slow: reconnect and resume");
                 false
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Err(Refused::Closed) => false,
         }
     }
 
     /// Queues `out`, waiting while the outbox is full (for sockets where the peer's own pace
     /// is the right back-pressure, like the echo route).
     pub async fn send_wait(&self, out: Outgoing) -> bool {
-        self.outbox.send(out).await.is_ok()
+        self.shared.outbox.push_wait(out).await
     }
 
     pub fn send_frame(&self, frame: &ServerFrame) -> bool {
@@ -135,55 +175,47 @@ impl ConnHandle {
     /// Asks the connection to close with `code`; the first reason given wins.
     pub fn close(&self, code: u16, reason: &'static str) {
         if self
-            .closing
+            .shared
             .code
             .compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
         {
-            *self
-                .closing
-                .reason
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()) = reason;
+            *self.shared.reason.lock().unwrap_or_else(|p| p.into_inner()) = reason;
         }
-        self.closing.token.cancel();
+        self.shared.token.cancel();
     }
 
     pub fn closed(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
-        self.closing.token.cancelled()
+        self.shared.token.cancelled()
     }
 
     pub fn set_hidden(&self, hidden: bool) {
-        self.closing.hidden.store(hidden, Ordering::Relaxed);
+        self.shared.hidden.store(hidden, Ordering::Relaxed);
     }
 
     pub fn set_shares_receipts(&self, share: bool) {
-        self.closing.no_receipts.store(!share, Ordering::Relaxed);
+        self.shared.no_receipts.store(!share, Ordering::Relaxed);
     }
 
     pub fn shares_receipts(&self) -> bool {
-        !self.closing.no_receipts.load(Ordering::Relaxed)
+        !self.shared.no_receipts.load(Ordering::Relaxed)
     }
 
     pub fn is_hidden(&self) -> bool {
-        self.closing.hidden.load(Ordering::Relaxed)
+        self.shared.hidden.load(Ordering::Relaxed)
     }
 
     pub fn is_closing(&self) -> bool {
-        self.closing.token.is_cancelled()
+        self.shared.token.is_cancelled()
     }
 
     /// The close code and reason asked for, if any.
     pub fn close_reason(&self) -> Option<(u16, &'static str)> {
-        let code = self.closing.code.load(Ordering::Acquire);
+        let code = self.shared.code.load(Ordering::Acquire);
         (code != 0).then(|| {
             (
                 code,
-                *self
-                    .closing
-                    .reason
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner()),
+                *self.shared.reason.lock().unwrap_or_else(|p| p.into_inner()),
             )
         })
     }
@@ -649,9 +681,8 @@ fn only<T>(chunk: &[T], user: UserId, who: impl Fn(&T) -> UserId) -> bool {
 mod tests {
     use super::*;
 
-    fn conn(hub: &Hub, user: i64, cap: usize) -> (ConnHandle, mpsc::Receiver<Outgoing>) {
-        let (tx, rx) = mpsc::channel(cap);
-        let c = ConnHandle::new(hub.next_conn_id(), UserId::new(user), "s".into(), tx);
+    fn conn(hub: &Hub, user: i64, cap: usize) -> (ConnHandle, Outbox) {
+        let (c, rx) = ConnHandle::new(hub.next_conn_id(), UserId::new(user), "s".into(), cap);
         hub.connect(&c, 8).unwrap();
         (c, rx)
     }
@@ -660,7 +691,7 @@ mod tests {
     fn a_subscriber_gets_a_catch_up_marker_then_every_later_message_in_order() {
         let room = RoomId::new(1);
         let hub = Hub::new([(room, Cursor { seq: 5, rev: 3 })]);
-        let (c, mut rx) = conn(&hub, 1, 16);
+        let (c, rx) = conn(&hub, 1, 16);
         let after = Cursor { seq: 2, rev: 1 };
         hub.subscribe(room, &c, Some(after));
         hub.publish_message(room, 6, "six".into());
@@ -678,7 +709,7 @@ mod tests {
             assert!(matches!(rx.try_recv().unwrap(), Outgoing::Frame(f) if f.as_str() == expected));
         }
         // A later subscriber's catch-up starts where the published stream is.
-        let (late, mut late_rx) = conn(&hub, 2, 16);
+        let (late, late_rx) = conn(&hub, 2, 16);
         hub.subscribe(room, &late, None);
         assert!(matches!(
             late_rx.try_recv().unwrap(),
@@ -694,7 +725,7 @@ mod tests {
         let room = RoomId::new(1);
         let hub = Hub::new([(room, Cursor::default())]);
         let (slow, _slow_rx) = conn(&hub, 1, 2);
-        let (fast, mut fast_rx) = conn(&hub, 2, 64);
+        let (fast, fast_rx) = conn(&hub, 2, 64);
         hub.subscribe(room, &slow, Some(Cursor::default()));
         hub.subscribe(room, &fast, Some(Cursor::default()));
         for seq in 1..=5 {
@@ -737,7 +768,7 @@ mod tests {
         }
     }
 
-    fn frames(rx: &mut mpsc::Receiver<Outgoing>) -> Vec<serde_json::Value> {
+    fn frames(rx: &mut Outbox) -> Vec<serde_json::Value> {
         let mut out = Vec::new();
         while let Ok(o) = rx.try_recv() {
             if let Outgoing::Frame(f) = o {
@@ -814,13 +845,11 @@ mod tests {
     #[test]
     fn presence_follows_the_first_and_last_connection() {
         let hub = Hub::new([]);
-        let (tx, _rx) = mpsc::channel(4);
-        let a = ConnHandle::new(1, UserId::new(1), "s".into(), tx.clone());
-        let b = ConnHandle::new(2, UserId::new(1), "s".into(), tx);
+        let (a, _a_rx) = ConnHandle::new(1, UserId::new(1), "s".into(), 4);
+        let (b, _b_rx) = ConnHandle::new(2, UserId::new(1), "s".into(), 4);
         assert!(hub.connect(&a, 2).unwrap());
         assert!(!hub.connect(&b, 2).unwrap());
-        let (tx, _rx) = mpsc::channel(4);
-        let c = ConnHandle::new(3, UserId::new(1), "s".into(), tx);
+        let (c, _c_rx) = ConnHandle::new(3, UserId::new(1), "s".into(), 4);
         assert!(hub.connect(&c, 2).is_err(), "cap of 2");
         assert!(!hub.disconnect(&a).1);
         assert!(hub.is_online(UserId::new(1)));

@@ -8,5 +8,6 @@
 
 pub mod connection;
 pub mod hub;
+pub mod outbox;
 pub mod socket;
 pub mod writer;

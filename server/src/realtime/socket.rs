@@ -10,13 +10,12 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
 use tokio_util::sync::CancellationToken;
 
 use app::domain::RoomId;
 
-use super::hub::{ConnHandle, Cursor, Outgoing};
+use super::hub::{ConnHandle, Cursor, Outbox, Outgoing};
 
 /// Heartbeat: ping every `every`; a peer silent for `dead_after` is dropped.
 #[derive(Debug, Clone, Copy)]
@@ -25,11 +24,13 @@ pub struct Heartbeat {
     pub dead_after: Duration,
 }
 
-/// A socket's clocks: the heartbeat, and when it must end regardless.
+/// A socket's clocks: the heartbeat, when it must end regardless, and by when the handler
+/// must have [started](Handler::started) (the chat's `hello`), if it must.
 #[derive(Debug, Clone, Copy)]
 pub struct Timers {
     pub beat: Heartbeat,
     pub deadline: Deadline,
+    pub start_by: Option<Deadline>,
 }
 
 /// When the socket must end regardless (the session it was opened with expires), and how.
@@ -85,6 +86,10 @@ pub enum Flow {
 pub trait Handler {
     fn on_text(&mut self, text: Utf8Bytes) -> impl Future<Output = Flow> + Send;
     fn on_binary(&mut self, data: Bytes) -> impl Future<Output = Flow> + Send;
+    /// Whether the peer has done what [`Timers::start_by`] waits for.
+    fn started(&self) -> bool {
+        true
+    }
 }
 
 /// Answers `Outgoing::CatchUp` markers with the frame to send (the chat loads messages).
@@ -109,7 +114,7 @@ impl CatchUp for NoCatchUp {
 /// Writes the outbox to the socket until the connection closes, then sends a close frame.
 pub async fn write_loop<C: CatchUp>(
     mut sink: SplitSink<WebSocket, Message>,
-    mut outbox: mpsc::Receiver<Outgoing>,
+    outbox: Outbox,
     conn: ConnHandle,
     mut catch_up: C,
 ) {
@@ -117,10 +122,7 @@ pub async fn write_loop<C: CatchUp>(
         let first = tokio::select! {
             biased;
             () = conn.closed() => break,
-            out = outbox.recv() => match out {
-                Some(out) => out,
-                None => break,
-            },
+            out = outbox.recv() => out,
         };
         let step = async {
             feed(&mut sink, first, &mut catch_up).await?;
@@ -185,7 +187,7 @@ async fn feed<C: CatchUp>(
 pub async fn drive<H: Handler, C: CatchUp + 'static>(
     socket: Box<WebSocket>,
     conn: &ConnHandle,
-    outbox: mpsc::Receiver<Outgoing>,
+    outbox: Outbox,
     catch_up: C,
     shutdown: &CancellationToken,
     timers: Timers,
@@ -206,12 +208,18 @@ pub async fn read_loop<H: Handler>(
     stream: &mut SplitStream<WebSocket>,
     conn: &ConnHandle,
     shutdown: &CancellationToken,
-    Timers { beat, deadline }: Timers,
+    Timers {
+        beat,
+        deadline,
+        start_by,
+    }: Timers,
     handler: &mut H,
 ) {
     let mut heartbeat = tokio::time::interval_at(Instant::now() + beat.every, beat.every);
     let mut last_heard = Instant::now();
-    let ends = tokio::time::sleep_until(deadline.at);
+    // One timer serves both ends: the start deadline while it applies, then the final one.
+    let mut waiting_start = start_by.filter(|s| s.at < deadline.at);
+    let ends = tokio::time::sleep_until(waiting_start.map_or(deadline.at, |s| s.at));
     tokio::pin!(ends);
     loop {
         tokio::select! {
@@ -221,7 +229,8 @@ pub async fn read_loop<H: Handler>(
                 break;
             }
             () = &mut ends => {
-                conn.close(deadline.code, deadline.reason);
+                let ended = waiting_start.unwrap_or(deadline);
+                conn.close(ended.code, ended.reason);
                 break;
             }
             _ = heartbeat.tick() => {
@@ -258,6 +267,10 @@ pub async fn read_loop<H: Handler>(
                 };
                 if matches!(flow, Flow::Stop) {
                     break;
+                }
+                if waiting_start.is_some() && handler.started() {
+                    waiting_start = None;
+                    ends.as_mut().reset(deadline.at);
                 }
             }
         }

@@ -724,6 +724,23 @@ async fn shutting_down_closes_every_socket_with_1001() {
 }
 
 #[tokio::test]
+async fn a_socket_that_says_no_hello_in_time_is_closed_and_one_that_does_stays() {
+    let app =
+        spawn_app_with(|c| c.limits.ws_hello_within = std::time::Duration::from_secs(1)).await;
+    let token = app.signup_ok(&bot(), "alice").await;
+    let mut mute = app.ws_raw(Some(&token), &[]).await.expect("upgrade");
+    let mut talker = app.ws(&token).await;
+    let (ended, _) = mute.until_end().await;
+    assert!(matches!(ended, Ended::Closed(Some(4002))), "{ended:?}");
+    // Well past its own hello deadline, the socket that said hello is still served.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    talker
+        .send(json!({"type": "typing", "room_id": 999_999, "active": true}))
+        .await;
+    assert_eq!(talker.recv("error").await["code"], "not_found");
+}
+
+#[tokio::test]
 async fn an_open_socket_closes_when_its_session_expires() {
     let app = spawn_app_with(|c| c.session_ttl = std::time::Duration::from_secs(2)).await;
     let token = app.signup_ok(&bot(), "alice").await;
