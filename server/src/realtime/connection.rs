@@ -76,14 +76,19 @@ pub async fn upgrade(
     )
 }
 
-async fn run(
+/// Sets the connection up, and returns the future that serves it until it ends.
+///
+/// Not an `async fn`: an async fn keeps its arguments for its whole life next to the locals
+/// made from them, and this future lives as long as the socket. Everything is set up here and
+/// the returned future holds each thing once (docs/perf.md, S1 memory).
+fn run(
     state: AppState,
     socket: Box<WebSocket>,
     session: AuthSession,
     user: User,
     shares_receipts: bool,
-    _tracker: tokio_util::task::task_tracker::TaskTrackerToken,
-) {
+    tracker: tokio_util::task::task_tracker::TaskTrackerToken,
+) -> impl Future<Output = ()> + Send {
     let (conn, outbox) = ConnHandle::new(
         state.hub.next_conn_id(),
         user.id,
@@ -98,59 +103,49 @@ async fn run(
             false
         }
     };
-    let mut handler = ChatHandler {
-        state: state.clone(),
-        conn: conn.clone(),
-        user,
-        came_online,
-        helloed: false,
-        bucket: TokenBucket::new(
-            state.config.limits.ws_burst,
-            state.config.limits.ws_frames_per_sec,
-        ),
-    };
     // The session ends by itself at its expiry: so does a socket opened with it.
     let left = session.expires_at.saturating_sub(clock::now_secs()).max(0);
-    let expiry = socket::Deadline {
-        at: tokio::time::Instant::now() + Duration::from_secs(left.unsigned_abs()),
-        code: close_code::SESSION_ENDED,
-        reason: "session expired",
+    let timers = socket::Timers {
+        beat: heartbeat(&state),
+        deadline: socket::Deadline {
+            at: tokio::time::Instant::now() + Duration::from_secs(left.unsigned_abs()),
+            code: close_code::SESSION_ENDED,
+            reason: "session expired",
+        },
+        start_by: Some(socket::Deadline {
+            at: tokio::time::Instant::now() + state.config.limits.ws_hello_within,
+            code: close_code::NO_HELLO,
+            reason: "send hello first",
+        }),
     };
     let loader = Loader {
         storage: state.storage.clone(),
     };
-    socket::drive(
-        socket,
-        &conn,
-        outbox,
-        loader,
-        &state.shutdown,
-        socket::Timers {
-            beat: heartbeat(&state),
-            deadline: expiry,
-            start_by: Some(socket::Deadline {
-                at: tokio::time::Instant::now() + state.config.limits.ws_hello_within,
-                code: close_code::NO_HELLO,
-                reason: "send hello first",
-            }),
-        },
-        &mut handler,
-    )
-    .await;
-    let (rooms, went_offline) = state.hub.disconnect(&conn);
-    if went_offline {
-        let now = clock::now_millis();
-        if handler.helloed && !state.hub.is_online(conn.user) {
-            let presence = Presence {
-                user_id: conn.user,
-                online: false,
-                last_seen_at: Some(now),
-            };
-            state.hub.announce_presence(&rooms, &presence);
-        }
-        if let Err(e) = state.storage.update_user_last_seen(conn.user, now).await {
-            tracing::warn!(error = ?e, "could not record last seen");
-        }
+    let shutdown = state.shutdown.clone();
+    let mut handler = ChatHandler {
+        bucket: TokenBucket::new(
+            state.config.limits.ws_burst,
+            state.config.limits.ws_frames_per_sec,
+        ),
+        state,
+        conn: conn.clone(),
+        user,
+        came_online,
+        helloed: false,
+    };
+    async move {
+        let _tracker = tracker;
+        socket::drive(
+            socket,
+            &conn,
+            outbox,
+            loader,
+            &shutdown,
+            timers,
+            &mut handler,
+        )
+        .await;
+        handler.ended().await;
     }
 }
 
@@ -281,6 +276,28 @@ struct ChatHandler {
 }
 
 impl ChatHandler {
+    /// The socket has ended: unregister it, and tell the user's rooms if they went offline.
+    async fn ended(&self) {
+        let state = &self.state;
+        let conn = &self.conn;
+        let (rooms, went_offline) = state.hub.disconnect(conn);
+        if !went_offline {
+            return;
+        }
+        let now = clock::now_millis();
+        if self.helloed && !state.hub.is_online(conn.user) {
+            let presence = Presence {
+                user_id: conn.user,
+                online: false,
+                last_seen_at: Some(now),
+            };
+            state.hub.announce_presence(&rooms, &presence);
+        }
+        if let Err(e) = state.storage.update_user_last_seen(conn.user, now).await {
+            tracing::warn!(error = ?e, "could not record last seen");
+        }
+    }
+
     fn error(&self, code: ErrorCode, message: &str, client_id: Option<String>) {
         self.conn.send_frame(&ServerFrame::Error {
             code,

@@ -236,9 +236,23 @@ struct Pending {
     receipts: HashMap<UserId, i64>,
 }
 
+/// A user's connections and the rooms each follows. Vectors, not maps: a user has a handful
+/// of connections (at most `ws_per_user`), and an empty hash map costs ~400 bytes per online
+/// user at its first insert (heaptrack, S1 in docs/perf.md).
 #[derive(Default)]
 struct UserConns {
-    conns: HashMap<ConnId, (ConnHandle, HashSet<RoomId>)>,
+    conns: Vec<(ConnHandle, Vec<RoomId>)>,
+}
+
+impl UserConns {
+    fn get_mut(&mut self, id: ConnId) -> Option<&mut (ConnHandle, Vec<RoomId>)> {
+        self.conns.iter_mut().find(|(c, _)| c.id == id)
+    }
+
+    fn remove(&mut self, id: ConnId) -> Option<(ConnHandle, Vec<RoomId>)> {
+        let at = self.conns.iter().position(|(c, _)| c.id == id)?;
+        Some(self.conns.swap_remove(at))
+    }
 }
 
 #[derive(Default)]
@@ -320,11 +334,8 @@ impl Hub {
             return Err(TooManyConnections);
         }
         let first = entry.conns.is_empty();
-        if entry
-            .conns
-            .insert(conn.id, (conn.clone(), HashSet::new()))
-            .is_none()
-        {
+        if entry.get_mut(conn.id).is_none() {
+            entry.conns.push((conn.clone(), Vec::new()));
             self.total.fetch_add(1, Ordering::Relaxed);
         }
         Ok(first)
@@ -338,10 +349,10 @@ impl Hub {
             let Some(entry) = users.get_mut(&conn.user) else {
                 return (Vec::new(), false);
             };
-            let rooms = match entry.conns.remove(&conn.id) {
+            let rooms = match entry.remove(conn.id) {
                 Some((_, rooms)) => {
                     self.total.fetch_sub(1, Ordering::Relaxed);
-                    rooms.into_iter().collect::<Vec<_>>()
+                    rooms
                 }
                 None => Vec::new(),
             };
@@ -377,7 +388,7 @@ impl Hub {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(&user)
-            .is_some_and(|u| u.conns.values().any(|(c, _)| !c.is_hidden()))
+            .is_some_and(|u| u.conns.iter().any(|(c, _)| !c.is_hidden()))
     }
 
     pub fn user_conns(&self, user: UserId) -> Vec<ConnHandle> {
@@ -385,7 +396,7 @@ impl Hub {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(&user)
-            .map(|u| u.conns.values().map(|(c, _)| c.clone()).collect())
+            .map(|u| u.conns.iter().map(|(c, _)| c.clone()).collect())
             .unwrap_or_default()
     }
 
@@ -406,12 +417,11 @@ impl Hub {
     pub fn subscribe(&self, room: RoomId, conn: &ConnHandle, after: Option<Cursor>) {
         {
             let mut users = self.users.lock().unwrap_or_else(|p| p.into_inner());
-            match users
-                .get_mut(&conn.user)
-                .and_then(|u| u.conns.get_mut(&conn.id))
-            {
+            match users.get_mut(&conn.user).and_then(|u| u.get_mut(conn.id)) {
                 Some((_, rooms)) => {
-                    rooms.insert(room);
+                    if !rooms.contains(&room) {
+                        rooms.push(room);
+                    }
                 }
                 None => return, // already disconnected
             }
@@ -604,9 +614,9 @@ impl Hub {
             match users.get_mut(&user) {
                 Some(u) => u
                     .conns
-                    .values_mut()
+                    .iter_mut()
                     .map(|(c, rooms)| {
-                        rooms.remove(&room);
+                        rooms.retain(|r| *r != room);
                         c.clone()
                     })
                     .collect::<Vec<_>>(),
@@ -626,11 +636,8 @@ impl Hub {
     pub fn unsubscribe_conn(&self, room: RoomId, conn: &ConnHandle) {
         {
             let mut users = self.users.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((_, rooms)) = users
-                .get_mut(&conn.user)
-                .and_then(|u| u.conns.get_mut(&conn.id))
-            {
-                rooms.remove(&room);
+            if let Some((_, rooms)) = users.get_mut(&conn.user).and_then(|u| u.get_mut(conn.id)) {
+                rooms.retain(|r| *r != room);
             }
         }
         if let Some(channel) = self.existing(room) {
@@ -646,7 +653,7 @@ impl Hub {
     pub fn close_session(&self, session: &str) {
         let users = self.users.lock().unwrap_or_else(|p| p.into_inner());
         for u in users.values() {
-            for (c, _) in u.conns.values() {
+            for (c, _) in &u.conns {
                 if &*c.session == session {
                     c.close(close_code::SESSION_ENDED, "session ended");
                 }
@@ -665,7 +672,7 @@ impl Hub {
     pub fn close_all(&self, code: u16, reason: &'static str) {
         let users = self.users.lock().unwrap_or_else(|p| p.into_inner());
         for u in users.values() {
-            for (c, _) in u.conns.values() {
+            for (c, _) in &u.conns {
                 c.close(code, reason);
             }
         }

@@ -112,51 +112,61 @@ impl CatchUp for NoCatchUp {
 }
 
 /// Writes the outbox to the socket until the connection closes, then sends a close frame.
-pub async fn write_loop<C: CatchUp>(
+///
+/// This and the other loops here are functions returning `async move` blocks rather than
+/// `async fn`s: an async fn keeps its arguments apart from the locals made from them for its
+/// whole life, which for a socket's loops is the socket's (docs/perf.md, S1 memory).
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an async fn would keep its arguments beside their copies for the socket's life"
+)]
+pub fn write_loop<C: CatchUp>(
     mut sink: SplitSink<WebSocket, Message>,
     outbox: Outbox,
     conn: ConnHandle,
     mut catch_up: C,
-) {
-    loop {
-        let first = tokio::select! {
-            biased;
-            () = conn.closed() => break,
-            out = outbox.recv() => out,
-        };
-        let step = async {
-            feed(&mut sink, first, &mut catch_up).await?;
-            for _ in 0..WRITE_BATCH {
-                match outbox.try_recv() {
-                    Ok(out) => feed(&mut sink, out, &mut catch_up).await?,
-                    Err(_) => break,
+) -> impl Future<Output = ()> + Send {
+    async move {
+        loop {
+            let first = tokio::select! {
+                biased;
+                () = conn.closed() => break,
+                out = outbox.recv() => out,
+            };
+            let step = async {
+                feed(&mut sink, first, &mut catch_up).await?;
+                for _ in 0..WRITE_BATCH {
+                    match outbox.try_recv() {
+                        Ok(out) => feed(&mut sink, out, &mut catch_up).await?,
+                        Err(_) => break,
+                    }
+                }
+                sink.flush().await
+            };
+            tokio::select! {
+                biased;
+                () = conn.closed() => break,
+                done = step => if done.is_err() { return },
+            }
+        }
+        // Flush what was queued before the close (an error frame explaining it, say), briefly:
+        // a peer that does not read gets its socket dropped instead.
+        let (code, reason) = conn.close_reason().unwrap_or((code::NORMAL, ""));
+        let drain = async {
+            while let Ok(out) = outbox.try_recv() {
+                if !matches!(out, Outgoing::CatchUp { .. } | Outgoing::Ping) {
+                    feed(&mut sink, out, &mut catch_up).await?;
                 }
             }
-            sink.flush().await
+            sink.send(Message::Close(Some(CloseFrame {
+                code,
+                reason: reason.into(),
+            })))
+            .await
         };
-        tokio::select! {
-            biased;
-            () = conn.closed() => break,
-            done = step => if done.is_err() { return },
+        if timeout(Duration::from_secs(2), drain).await.is_err() {
+            tracing::debug!(conn = conn.id, "close frame not delivered in time");
         }
-    }
-    // Flush what was queued before the close (an error frame explaining it, say), briefly:
-    // a peer that does not read gets its socket dropped instead.
-    let (code, reason) = conn.close_reason().unwrap_or((code::NORMAL, ""));
-    let drain = async {
-        while let Ok(out) = outbox.try_recv() {
-            if !matches!(out, Outgoing::CatchUp { .. } | Outgoing::Ping) {
-                feed(&mut sink, out, &mut catch_up).await?;
-            }
-        }
-        sink.send(Message::Close(Some(CloseFrame {
-            code,
-            reason: reason.into(),
-        })))
-        .await
-    };
-    if timeout(Duration::from_secs(2), drain).await.is_err() {
-        tracing::debug!(conn = conn.id, "close frame not delivered in time");
     }
 }
 
@@ -184,98 +194,104 @@ async fn feed<C: CatchUp>(
 /// Runs a socket to its end: a writer task drains `outbox` to the socket while `handler` gets
 /// what the peer sends. Returns when the read side has ended and the close frame is out (or
 /// given up on).
-pub async fn drive<H: Handler, C: CatchUp + 'static>(
+pub fn drive<'a, H: Handler + Send, C: CatchUp + 'static>(
     socket: Box<WebSocket>,
-    conn: &ConnHandle,
+    conn: &'a ConnHandle,
     outbox: Outbox,
     catch_up: C,
-    shutdown: &CancellationToken,
+    shutdown: &'a CancellationToken,
     timers: Timers,
-    handler: &mut H,
-) {
+    handler: &'a mut H,
+) -> impl Future<Output = ()> + Send + 'a {
     let (sink, mut stream) = (*socket).split();
     let writer = tokio::spawn(write_loop(sink, outbox, conn.clone(), catch_up));
-    read_loop(&mut stream, conn, shutdown, timers, handler).await;
-    conn.close(code::NORMAL, "");
-    if let Err(e) = writer.await {
-        tracing::warn!(conn = conn.id, error = %e, "socket writer task failed");
+    async move {
+        read_loop(&mut stream, conn, shutdown, timers, handler).await;
+        conn.close(code::NORMAL, "");
+        if let Err(e) = writer.await {
+            tracing::warn!(conn = conn.id, error = %e, "socket writer task failed");
+        }
     }
 }
 
 /// Reads until the peer closes, the connection is closed by us, or the server shuts down.
 /// Keeps reading after a close so the close handshake completes (RFC 6455 §5.5.1).
-pub async fn read_loop<H: Handler>(
-    stream: &mut SplitStream<WebSocket>,
-    conn: &ConnHandle,
-    shutdown: &CancellationToken,
-    Timers {
-        beat,
-        deadline,
-        start_by,
-    }: Timers,
-    handler: &mut H,
-) {
-    let mut heartbeat = tokio::time::interval_at(Instant::now() + beat.every, beat.every);
-    let mut last_heard = Instant::now();
-    // One timer serves both ends: the start deadline while it applies, then the final one.
-    let mut waiting_start = start_by.filter(|s| s.at < deadline.at);
-    let ends = tokio::time::sleep_until(waiting_start.map_or(deadline.at, |s| s.at));
-    tokio::pin!(ends);
-    loop {
-        tokio::select! {
-            () = conn.closed() => break,
-            () = shutdown.cancelled() => {
-                conn.close(code::GOING_AWAY, "server shutting down");
-                break;
-            }
-            () = &mut ends => {
-                let ended = waiting_start.unwrap_or(deadline);
-                conn.close(ended.code, ended.reason);
-                break;
-            }
-            _ = heartbeat.tick() => {
-                if last_heard.elapsed() > beat.dead_after {
-                    conn.close(code::GOING_AWAY, "no heartbeat");
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an async fn would keep its arguments beside their copies for the socket's life"
+)]
+pub fn read_loop<'a, H: Handler + Send>(
+    stream: &'a mut SplitStream<WebSocket>,
+    conn: &'a ConnHandle,
+    shutdown: &'a CancellationToken,
+    timers: Timers,
+    handler: &'a mut H,
+) -> impl Future<Output = ()> + Send + 'a {
+    async move {
+        let beat = &timers.beat;
+        let deadline = &timers.deadline;
+        let mut heartbeat = tokio::time::interval_at(Instant::now() + beat.every, beat.every);
+        let mut last_heard = Instant::now();
+        // One timer serves both ends: the start deadline while it applies, then the final one.
+        let mut waiting_start = timers.start_by.filter(|s| s.at < deadline.at);
+        let ends = tokio::time::sleep_until(waiting_start.map_or(deadline.at, |s| s.at));
+        tokio::pin!(ends);
+        loop {
+            tokio::select! {
+                () = conn.closed() => break,
+                () = shutdown.cancelled() => {
+                    conn.close(code::GOING_AWAY, "server shutting down");
                     break;
                 }
-                conn.send(Outgoing::Ping);
-            }
-            message = stream.next() => {
-                last_heard = Instant::now();
-                let flow = match message {
-                    None => return,
-                    Some(Err(e)) => {
-                        let text = e.to_string();
-                        let (code, reason) = if text.contains("too long") || text.contains("Space limit") {
-                            (code::TOO_BIG, "message too big")
-                        } else if text.contains("UTF-8") || text.contains("utf-8") {
-                            (code::INVALID_DATA, "invalid UTF-8")
-                        } else {
-                            (code::PROTOCOL_ERROR, "protocol error")
-                        };
-                        tracing::debug!(conn = conn.id, error = %text, "websocket read failed");
-                        conn.close(code, reason);
+                () = &mut ends => {
+                    let ended = waiting_start.unwrap_or(*deadline);
+                    conn.close(ended.code, ended.reason);
+                    break;
+                }
+                _ = heartbeat.tick() => {
+                    if last_heard.elapsed() > beat.dead_after {
+                        conn.close(code::GOING_AWAY, "no heartbeat");
                         break;
                     }
-                    // Boxed: handling a frame (a `hello`, a send) is a large future; inline,
-                    // every idle connection's task would carry its size (~4 KB measured).
-                    Some(Ok(Message::Text(text))) => Box::pin(handler.on_text(text)).await,
-                    Some(Ok(Message::Binary(data))) => Box::pin(handler.on_binary(data)).await,
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => Flow::Continue,
-                    // tungstenite answers the close itself; keep polling until the stream ends.
-                    Some(Ok(Message::Close(_))) => Flow::Continue,
-                };
-                if matches!(flow, Flow::Stop) {
-                    break;
+                    conn.send(Outgoing::Ping);
                 }
-                if waiting_start.is_some() && handler.started() {
-                    waiting_start = None;
-                    ends.as_mut().reset(deadline.at);
+                message = stream.next() => {
+                    last_heard = Instant::now();
+                    let flow = match message {
+                        None => return,
+                        Some(Err(e)) => {
+                            let text = e.to_string();
+                            let (code, reason) = if text.contains("too long") || text.contains("Space limit") {
+                                (code::TOO_BIG, "message too big")
+                            } else if text.contains("UTF-8") || text.contains("utf-8") {
+                                (code::INVALID_DATA, "invalid UTF-8")
+                            } else {
+                                (code::PROTOCOL_ERROR, "protocol error")
+                            };
+                            tracing::debug!(conn = conn.id, error = %text, "websocket read failed");
+                            conn.close(code, reason);
+                            break;
+                        }
+                        // Boxed: handling a frame (a `hello`, a send) is a large future; inline,
+                        // every idle connection's task would carry its size (~4 KB measured).
+                        Some(Ok(Message::Text(text))) => Box::pin(handler.on_text(text)).await,
+                        Some(Ok(Message::Binary(data))) => Box::pin(handler.on_binary(data)).await,
+                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => Flow::Continue,
+                        // tungstenite answers the close itself; keep polling until the stream ends.
+                        Some(Ok(Message::Close(_))) => Flow::Continue,
+                    };
+                    if matches!(flow, Flow::Stop) {
+                        break;
+                    }
+                    if waiting_start.is_some() && handler.started() {
+                        waiting_start = None;
+                        ends.as_mut().reset(deadline.at);
+                    }
                 }
             }
         }
+        // We are closing: wait (briefly) for the peer's close reply so the handshake completes.
+        let drain = async { while stream.next().await.is_some() {} };
+        timeout(Duration::from_secs(3), drain).await.ok();
     }
-    // We are closing: wait (briefly) for the peer's close reply so the handshake completes.
-    let drain = async { while stream.next().await.is_some() {} };
-    timeout(Duration::from_secs(3), drain).await.ok();
 }
