@@ -42,10 +42,33 @@ const P_COST: u32 = 1;
 const OUTPUT_LEN: usize = 32;
 /// Jobs waiting for a worker.
 const QUEUE: usize = 64;
-/// Scheduling priority of the hashing threads (Linux nice value, per thread). Chat work must not
-/// wait behind a login storm: at nice 10 a hashing thread gets ~1/10 of a contended core (CFS
-/// weights 110 vs 1024) and all of an idle one. Measured in docs/perf.md (S4 login storm).
+/// Scheduling priority of the hashing threads (Linux nice value, per thread), on top of the
+/// `SCHED_IDLE` class (see [`yield_to_everything`]). Chat work must not wait behind a login
+/// storm. Measured in docs/perf.md (S4 login storm).
 const HASH_NICE: i32 = 10;
+
+/// Puts the calling thread in Linux's `SCHED_IDLE` class: it runs when nothing else wants the
+/// core, and a waking chat thread preempts it at once. With a nice value alone the kernel's
+/// EEVDF scheduler lets a running hashing thread finish its slice first, milliseconds that a
+/// login storm added to message latency (S4c in docs/perf.md). Hashing still progresses on a
+/// busy core: an idle-class thread keeps a minimal share.
+#[cfg(target_os = "linux")]
+fn yield_to_everything() -> std::io::Result<()> {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: `sched_setscheduler` reads the `sched_param` we pass by pointer and changes only
+    // the calling thread's (pid 0) scheduling policy; it touches no memory of ours.
+    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &raw const param) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn yield_to_everything() -> std::io::Result<()> {
+    Ok(())
+}
 
 fn params() -> Params {
     // Constant, valid parameters: `Params::new` only fails on out-of-range values.
@@ -119,6 +142,9 @@ fn worker(queue: &Mutex<mpsc::Receiver<Work>>) {
     // On Linux the nice value is per thread: this lowers only the hashing thread.
     if let Err(e) = rustix::process::setpriority_process(None, HASH_NICE) {
         tracing::warn!(error = %e, "could not lower the hashing thread's priority");
+    }
+    if let Err(e) = yield_to_everything() {
+        tracing::warn!(error = %e, "could not make the hashing thread SCHED_IDLE");
     }
     // This thread's working memory, allocated on first use and reused for every hash.
     let mut blocks: Vec<Block> = Vec::new();
@@ -237,6 +263,38 @@ mod tests {
             !h.verify(pw("a long passphrasE"), Some(stored))
                 .await
                 .unwrap()
+        );
+    }
+
+    /// The hashing threads yield to chat work: `SCHED_IDLE` (policy 5) at nice 10, read back
+    /// from the kernel (`/proc/self/task/<tid>/stat`, fields 19 and 41).
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn hashing_threads_run_in_the_idle_class() {
+        let h = Hasher::new(1, Duration::from_secs(5)).unwrap();
+        // A finished hash means a worker has started, and set its class before its first job.
+        h.hash(pw("a long passphrase")).await.unwrap();
+        let mut classes = Vec::new();
+        for task in std::fs::read_dir("/proc/self/task").unwrap() {
+            let dir = task.unwrap().path();
+            let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+            if !comm.starts_with("argon2-") {
+                continue;
+            }
+            let stat = std::fs::read_to_string(dir.join("stat")).unwrap_or_default();
+            let fields: Vec<&str> = stat
+                .rsplit_once(')')
+                .map(|(_, rest)| rest.split_whitespace().collect())
+                .unwrap_or_default();
+            // `fields[0]` is field 3 (state).
+            classes.push((
+                fields.get(16).map(|s| (*s).to_owned()),
+                fields.get(38).map(|s| (*s).to_owned()),
+            ));
+        }
+        assert!(
+            classes.contains(&(Some("10".to_owned()), Some("5".to_owned()))),
+            "hashing threads (nice, policy): {classes:?}"
         );
     }
 

@@ -5,7 +5,8 @@
 //! result back to the async task, two context switches per statement. An append is six to
 //! eight statements, so the writer spent its time switching: profiled at 5,000 messages/s,
 //! 44 % of the server's core was in `finish_task_switch` and SQLite itself under 6 % (see
-//! docs/perf.md, S4). Here a whole batch is one hand-off. Reads stay on the sqlx pool.
+//! docs/perf.md, S4). Here a whole batch is one hand-off. The hot reads run inline
+//! (`sqlite_reader.rs`); the other reads stay on the sqlx pool.
 //!
 //! The connection is opened after the pool has created the database and run migrations (WAL is
 //! a property of the file); it sets the same per-connection pragmas as the pool.
