@@ -181,6 +181,10 @@ pub struct Message {
     pub client_id: ClientMessageId,
     /// Markdown text. Empty when the message is deleted, or when it only carries attachments.
     pub body: String,
+    /// `body` parsed by the server into formatting nodes (`crate::markdown::Node`); absent when
+    /// the body is plain text (one paragraph of lines), which is then shown as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub formatted: Option<Vec<crate::markdown::Node>>,
     /// Server time of storage, unix milliseconds.
     pub created_at: i64,
     /// The room revision of this message's last change (edit, delete, reaction); 0 if none.

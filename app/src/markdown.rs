@@ -1,37 +1,113 @@
 //! Message formatting: a Markdown subset parsed by pulldown-cmark into a small tree of
 //! [`Node`]s, which the client renders as DOM nodes (never as an HTML string).
 //!
+//! The server parses (feature `ssr`): each [`crate::api::Message`] it sends carries its body's
+//! nodes in `formatted`, or nothing when the body is plain text ([`format`]). The client has no
+//! Markdown parser; it renders the server's nodes, or the plain body as [`plain`] lays it out.
+//! One parser means one rendering everywhere, and the parser is not in the client's download
+//! (it was about 56 KB of it, brotli).
+//!
 //! Safety is by construction: there is no node for raw HTML (it becomes text), link targets are
-//! kept only for `http:`, `https:` and `mailto:` (anything else becomes plain text), and images
-//! become links (no remote image is loaded just by viewing a message). The subset: bold,
-//! italic, strikethrough, inline code, code blocks, links (also bare `http(s)://` URLs), block
-//! quotes, lists; headings render as bold paragraphs. Single newlines are line breaks, as chat
-//! users expect. `@username` outside code is a [`Node::Mention`].
+//! kept only for `http:`, `https:` and `mailto:` (anything else becomes plain text; the client
+//! checks again), and images become links (no remote image is loaded just by viewing a
+//! message). The subset: bold, italic, strikethrough, inline code, code blocks, links (also
+//! bare `http(s)://` URLs), block quotes, lists; headings render as bold paragraphs. Single
+//! newlines are line breaks, as chat users expect. `@username` outside code is a
+//! [`Node::Mention`].
 
+use std::borrow::Cow;
+
+#[cfg(any(feature = "ssr", test))]
 use pulldown_cmark::{CodeBlockKind, Event, Options, Parser, Tag, TagEnd};
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One formatting node. On the wire (serde's external tagging, short tags): `{"t":"text"}`,
+/// `"br"`, `{"p":[...]}`, `{"b":[...]}`, `{"i":[...]}`, `{"s":[...]}`, `{"code":"x"}`,
+/// `{"pre":"x"}`, `{"quote":[...]}`, `{"list":{"ordered":false,"items":[[...]]}}`,
+/// `{"a":{"href":"https://...","children":[...]}}`, `{"at":"username"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Node {
+    #[serde(rename = "t")]
     Text(String),
+    #[serde(rename = "br")]
     LineBreak,
+    #[serde(rename = "p")]
     Paragraph(Vec<Node>),
+    #[serde(rename = "b")]
     Strong(Vec<Node>),
+    #[serde(rename = "i")]
     Emphasis(Vec<Node>),
+    #[serde(rename = "s")]
     Strikethrough(Vec<Node>),
+    #[serde(rename = "code")]
     Code(String),
+    #[serde(rename = "pre")]
     CodeBlock(String),
+    #[serde(rename = "quote")]
     Quote(Vec<Node>),
+    #[serde(rename = "list")]
     List {
         ordered: bool,
         items: Vec<Vec<Node>>,
     },
     /// A link to a safe URL (http, https, mailto only).
-    Link {
-        href: String,
-        children: Vec<Node>,
-    },
+    #[serde(rename = "a")]
+    Link { href: String, children: Vec<Node> },
     /// `@username` (lower-cased, without the `@`).
+    #[serde(rename = "at")]
     Mention(String),
+}
+
+/// How a body without formatting is shown: one paragraph, its lines separated by line breaks
+/// (nothing for an empty body). The server sends no nodes for a body whose parse is exactly
+/// this.
+pub fn plain(body: &str) -> Vec<Node> {
+    if body.is_empty() {
+        return Vec::new();
+    }
+    let mut children = Vec::new();
+    for (i, line) in body.split('\n').enumerate() {
+        if i > 0 {
+            children.push(Node::LineBreak);
+        }
+        if !line.is_empty() {
+            children.push(Node::Text(line.to_owned()));
+        }
+    }
+    vec![Node::Paragraph(children)]
+}
+
+/// The nodes to show for a message: the server's, or the plain body's.
+pub fn nodes<'a>(body: &str, formatted: Option<&'a [Node]>) -> Cow<'a, [Node]> {
+    formatted.map_or_else(|| Cow::Owned(plain(body)), Cow::Borrowed)
+}
+
+/// The usernames some nodes mention.
+pub fn mentions_in(nodes: &[Node]) -> Vec<String> {
+    fn walk(nodes: &[Node], out: &mut Vec<String>) {
+        for n in nodes {
+            match n {
+                Node::Mention(name) => out.push(name.clone()),
+                Node::Paragraph(c)
+                | Node::Strong(c)
+                | Node::Emphasis(c)
+                | Node::Strikethrough(c)
+                | Node::Quote(c)
+                | Node::Link { children: c, .. } => walk(c, out),
+                Node::List { items, .. } => items.iter().for_each(|i| walk(i, out)),
+                _ => {}
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(nodes, &mut out);
+    out
+}
+
+/// The start of a message's text as a reply's quote shows it: its plain text, trimmed, up to
+/// 160 characters.
+pub fn excerpt(nodes: &[Node]) -> String {
+    plain_text(nodes).trim().chars().take(160).collect()
 }
 
 /// Whether a link target may be followed: only web and mail links.
@@ -41,7 +117,16 @@ pub fn is_safe_href(href: &str) -> bool {
         && !href.chars().any(|c| c.is_control() || c.is_whitespace())
 }
 
+/// What the server sends as a message's `formatted`: its nodes, or `None` when the body is
+/// plain text (its parse is exactly [`plain`]), which then needs nothing beside `body`.
+#[cfg(any(feature = "ssr", test))]
+pub fn format(body: &str) -> Option<Vec<Node>> {
+    let nodes = parse(body);
+    (nodes != plain(body)).then_some(nodes)
+}
+
 /// Parses a message body into nodes.
+#[cfg(any(feature = "ssr", test))]
 pub fn parse(body: &str) -> Vec<Node> {
     let options = Options::ENABLE_STRIKETHROUGH;
     let mut stack: Vec<(Frame, Vec<Node>)> = vec![(Frame::Root, Vec::new())];
@@ -66,8 +151,8 @@ pub fn parse(body: &str) -> Vec<Node> {
                     && let Some((_, parent)) = stack.last_mut()
                 {
                     match node {
-                        Closed::One(n) => parent.push(n),
-                        Closed::Many(ns) => parent.extend(ns),
+                        Closed::One(n) => add(parent, n),
+                        Closed::Many(ns) => ns.into_iter().for_each(|n| add(parent, n)),
                     }
                 }
             }
@@ -75,7 +160,7 @@ pub fn parse(body: &str) -> Vec<Node> {
                 let in_code_block = matches!(stack.last(), Some((Frame::CodeBlock, _)));
                 if let Some((_, children)) = stack.last_mut() {
                     if in_code_block {
-                        children.push(Node::Text(text.into_string()));
+                        add(children, Node::Text(text.into_string()));
                     } else {
                         linkify(&text, children);
                     }
@@ -102,13 +187,26 @@ pub fn parse(body: &str) -> Vec<Node> {
         .unwrap_or_default()
 }
 
+#[cfg(any(feature = "ssr", test))]
 fn push(stack: &mut [(Frame, Vec<Node>)], node: Node) {
     if let Some((_, children)) = stack.last_mut() {
+        add(children, node);
+    }
+}
+
+/// Appends a node; text right after text joins it (pulldown-cmark splits text at characters
+/// that might have been syntax, and one node per run is smaller and compares as [`plain`]).
+#[cfg(any(feature = "ssr", test))]
+fn add(children: &mut Vec<Node>, node: Node) {
+    if let (Node::Text(more), Some(Node::Text(text))) = (&node, children.last_mut()) {
+        text.push_str(more);
+    } else {
         children.push(node);
     }
 }
 
 /// Turns bare `http(s)://` URLs in plain text into links.
+#[cfg(any(feature = "ssr", test))]
 fn linkify(text: &str, out: &mut Vec<Node>) {
     let mut rest = text;
     while let Some(start) = find_url(rest) {
@@ -135,6 +233,7 @@ fn linkify(text: &str, out: &mut Vec<Node>) {
 /// Splits `@username` mentions out of plain text. A mention starts at the beginning or after a
 /// character that cannot be in a username (so `a@b.org` is not one) and is 3-32 characters
 /// of `[a-z0-9_.-]` (any case), without a trailing `.`.
+#[cfg(any(feature = "ssr", test))]
 fn mentionify(text: &str, out: &mut Vec<Node>) {
     let allowed = |c: char| c.is_ascii_alphanumeric() || "_.-".contains(c);
     let mut plain_from = 0;
@@ -147,7 +246,7 @@ fn mentionify(text: &str, out: &mut Vec<Node>) {
             let len = name.chars().count();
             if (3..=32).contains(&len) {
                 if plain_from < i {
-                    out.push(Node::Text(text[plain_from..i].to_owned()));
+                    add(out, Node::Text(text[plain_from..i].to_owned()));
                 }
                 out.push(Node::Mention(name.to_ascii_lowercase()));
                 plain_from = i + 1 + name.len();
@@ -161,32 +260,17 @@ fn mentionify(text: &str, out: &mut Vec<Node>) {
         prev = Some(c);
     }
     if plain_from < text.len() {
-        out.push(Node::Text(text[plain_from..].to_owned()));
+        add(out, Node::Text(text[plain_from..].to_owned()));
     }
 }
 
 /// The usernames a body mentions.
+#[cfg(any(feature = "ssr", test))]
 pub fn mentions(body: &str) -> Vec<String> {
-    fn walk(nodes: &[Node], out: &mut Vec<String>) {
-        for n in nodes {
-            match n {
-                Node::Mention(name) => out.push(name.clone()),
-                Node::Paragraph(c)
-                | Node::Strong(c)
-                | Node::Emphasis(c)
-                | Node::Strikethrough(c)
-                | Node::Quote(c)
-                | Node::Link { children: c, .. } => walk(c, out),
-                Node::List { items, .. } => items.iter().for_each(|i| walk(i, out)),
-                _ => {}
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(&parse(body), &mut out);
-    out
+    mentions_in(&parse(body))
 }
 
+#[cfg(any(feature = "ssr", test))]
 fn find_url(text: &str) -> Option<usize> {
     let lower = text.to_ascii_lowercase();
     [lower.find("https://"), lower.find("http://")]
@@ -207,6 +291,7 @@ fn find_url(text: &str) -> Option<usize> {
         .min()
 }
 
+#[cfg(any(feature = "ssr", test))]
 enum Frame {
     Root,
     Paragraph,
@@ -225,11 +310,13 @@ enum Frame {
     Other,
 }
 
+#[cfg(any(feature = "ssr", test))]
 enum Closed {
     One(Node),
     Many(Vec<Node>),
 }
 
+#[cfg(any(feature = "ssr", test))]
 impl From<Tag<'_>> for Frame {
     fn from(tag: Tag<'_>) -> Self {
         match tag {
@@ -253,6 +340,7 @@ impl From<Tag<'_>> for Frame {
     }
 }
 
+#[cfg(any(feature = "ssr", test))]
 impl Frame {
     fn close(self, children: Vec<Node>) -> Option<Closed> {
         Some(match self {
@@ -459,5 +547,66 @@ mod tests {
         // An image becomes a plain link to its target: nothing is loaded.
         assert!(matches!(&parse("![x](https://e.org/p.png)")[0],
             Node::Paragraph(c) if matches!(&c[0], Node::Link { href, .. } if href == "https://e.org/p.png")));
+    }
+
+    #[test]
+    fn plain_bodies_need_no_nodes_and_show_as_the_server_would_parse_them() {
+        for body in [
+            "hello",
+            "a\nb",
+            "two\nlines\n\nnot one paragraph",
+            "Hello! How are you? 3 + 4 = 7, isn't it; (yes) [maybe]",
+            "",
+            "no trailing break  \nhere",
+            "e-mail me at a@b.org",
+            "1. not a list\n",
+            "  indented",
+        ] {
+            match format(body) {
+                // Sent without nodes: the client's layout must be exactly the parse.
+                None => assert_eq!(parse(body), plain(body), "{body:?}"),
+                Some(nodes) => assert_ne!(nodes, plain(body), "{body:?}"),
+            }
+        }
+        assert_eq!(format("hello"), None);
+        assert_eq!(format("a\nb"), None);
+        assert_eq!(format(""), None);
+        assert_eq!(format("Hello! How are you? 3 + 4 = 7"), None);
+        assert_eq!(plain("a\nb"), p(vec![t("a"), Node::LineBreak, t("b")]));
+        // Anything formatted, linked or mentioning someone carries its nodes.
+        for body in [
+            "**b**",
+            "see https://e.org",
+            "hi @bob",
+            "a\n\nb",
+            "> q",
+            "`c`",
+        ] {
+            assert!(format(body).is_some(), "{body:?}");
+        }
+    }
+
+    #[test]
+    fn nodes_travel_with_short_tags_and_come_back_equal() {
+        let nodes = parse("**hi** @bob\n[x](https://e.org) `c`\n\n- one\n\n```\nx\n```");
+        let json = serde_json::to_string(&nodes).unwrap();
+        assert_eq!(
+            json,
+            r#"[{"p":[{"b":[{"t":"hi"}]},{"t":" "},{"at":"bob"},"br",{"a":{"href":"https://e.org","children":[{"t":"x"}]}},{"t":" "},{"code":"c"}]},{"list":{"ordered":false,"items":[[{"t":"one"}]]}},{"pre":"x\n"}]"#
+        );
+        assert_eq!(serde_json::from_str::<Vec<Node>>(&json).unwrap(), nodes);
+    }
+
+    #[test]
+    fn excerpts_are_plain_text_and_mentions_come_from_the_nodes() {
+        let nodes = parse("**Look** at `this`, @Ann");
+        assert_eq!(excerpt(&nodes), "Look at this, @ann");
+        assert_eq!(mentions_in(&nodes), ["ann"]);
+        assert_eq!(excerpt(&plain(&"x".repeat(500))).chars().count(), 160);
+        assert_eq!(nodes_for_test("plain"), plain("plain"));
+    }
+
+    fn nodes_for_test(body: &str) -> Vec<Node> {
+        nodes(body, format(body).as_deref()).into_owned()
     }
 }

@@ -342,7 +342,10 @@ pub enum Delivery {
 
 /// The notification text: the message's plain text, shortened; or what it carries.
 fn excerpt(message: &Message) -> String {
-    let text = app::markdown::plain_text(&app::markdown::parse(&message.body));
+    let text = app::markdown::plain_text(&app::markdown::nodes(
+        &message.body,
+        message.formatted.as_deref(),
+    ));
     let text = text.trim();
     if text.is_empty() {
         return match message.attachments.as_slice() {

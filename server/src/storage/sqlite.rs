@@ -135,7 +135,8 @@ struct MessageRow {
     reply_id: Option<i64>,
     reply_seq: Option<i64>,
     reply_sender_id: Option<i64>,
-    reply_excerpt: Option<String>,
+    /// The quoted message's whole body: its excerpt is taken from its plain text.
+    reply_body: Option<String>,
     reply_deleted_at: Option<i64>,
 }
 
@@ -146,7 +147,7 @@ macro_rules! message_columns {
         "m.id, m.room_id, m.seq, m.sender_id, m.client_id, m.body, m.created_at,
          m.rev, m.edited_at, m.deleted_at, m.reactions, m.attachments,
          r.id AS reply_id, r.seq AS reply_seq, r.sender_id AS reply_sender_id,
-         substr(r.body, 1, 160) AS reply_excerpt, r.deleted_at AS reply_deleted_at"
+         r.body AS reply_body, r.deleted_at AS reply_deleted_at"
     };
 }
 
@@ -182,6 +183,7 @@ impl TryFrom<MessageRow> for Message {
             seq: row.seq,
             sender_id: UserId::new(row.sender_id),
             client_id: ClientMessageId::parse(&row.client_id).map_err(corrupt)?,
+            formatted: app::markdown::format(&row.body),
             body: row.body,
             created_at: row.created_at,
             rev: row.rev,
@@ -192,7 +194,10 @@ impl TryFrom<MessageRow> for Message {
                     id: MessageId::new(id),
                     seq,
                     sender_id: UserId::new(sender),
-                    excerpt: row.reply_excerpt.unwrap_or_default(),
+                    excerpt: row
+                        .reply_body
+                        .map(|body| app::markdown::excerpt(&app::markdown::parse(&body)))
+                        .unwrap_or_default(),
                     deleted: row.reply_deleted_at.is_some(),
                 }),
                 _ => None,

@@ -196,7 +196,7 @@ pub(super) fn message_row(r: &Row<'_>) -> rusqlite::Result<MessageRow> {
         reply_id: r.get("reply_id")?,
         reply_seq: r.get("reply_seq")?,
         reply_sender_id: r.get("reply_sender_id")?,
-        reply_excerpt: r.get("reply_excerpt")?,
+        reply_body: r.get("reply_body")?,
         reply_deleted_at: r.get("reply_deleted_at")?,
     })
 }

@@ -87,6 +87,69 @@ async fn the_author_edits_and_everyone_sees_it_live_and_in_history() {
 }
 
 #[tokio::test]
+async fn the_server_sends_each_body_parsed_and_plain_bodies_bare() {
+    let app = spawn_app().await;
+    let (alice, bob, _carol, room) = three_in_a_room(&app).await;
+    let mut b = app.ws(&bob).await;
+
+    // Plain text (one paragraph of lines) travels as the body alone.
+    let plain = post(&app, &alice, room, "p1", "just words\nand a second line!").await;
+    assert!(plain.get("formatted").is_none(), "{plain}");
+
+    // Anything else carries its nodes: live, in history, and for the sender.
+    let rich = post(&app, &alice, room, "r1", "**Done**, @bob: https://e.org").await;
+    let nodes = json!([{"p": [
+        {"b": [{"t": "Done"}]}, {"t": ", "}, {"at": "bob"}, {"t": ": "},
+        {"a": {"href": "https://e.org", "children": [{"t": "https://e.org"}]}}
+    ]}]);
+    assert_eq!(rich["formatted"], nodes);
+    let first = b.recv("message").await;
+    assert_eq!(first["message"]["id"], plain["id"]);
+    assert!(first["message"].get("formatted").is_none());
+    assert_eq!(b.recv("message").await["message"], rich);
+    let page: Value = app.history(&bob, room, "").await.json().await.unwrap();
+    assert_eq!(page["messages"][1], rich);
+
+    // Raw HTML and unsafe links arrive inert: text, never a link or markup.
+    let evil = post(
+        &app,
+        &alice,
+        room,
+        "e1",
+        "<img src=x onerror=alert(1)> [x](javascript:alert(1))",
+    )
+    .await;
+    assert_eq!(
+        evil["formatted"],
+        json!([{"p": [{"t": "<img src=x onerror=alert(1)> x"}]}])
+    );
+
+    // A reply quotes the original's plain text.
+    b.send(
+        json!({"type": "send", "room_id": room, "client_id": "q1", "body": "ok",
+        "reply_to": rich["id"]}),
+    )
+    .await;
+    let sent = b.recv("sent").await;
+    assert_eq!(
+        sent["message"]["reply_to"]["excerpt"],
+        "Done, @bob: https://e.org"
+    );
+
+    // An edit re-parses: to plain text drops the nodes, and back.
+    let resp = edit(&app, &alice, room, &rich["id"], "no more formatting").await;
+    let edited: Value = resp.json().await.unwrap();
+    assert!(edited.get("formatted").is_none(), "{edited}");
+    assert_eq!(b.recv("message_updated").await["message"], edited);
+    let resp = edit(&app, &alice, room, &plain["id"], "now *some*").await;
+    let edited: Value = resp.json().await.unwrap();
+    assert_eq!(
+        edited["formatted"],
+        json!([{"p": [{"t": "now "}, {"i": [{"t": "some"}]}]}])
+    );
+}
+
+#[tokio::test]
 async fn nobody_edits_someone_elses_message_not_even_the_owner() {
     let app = spawn_app().await;
     let (alice, bob, _carol, room) = three_in_a_room(&app).await;

@@ -1,14 +1,15 @@
-//! Renders a message body's Markdown nodes (`crate::markdown`) as DOM nodes. Text is always a
-//! text node; the only attribute taken from a message is a link's `href`, already restricted to
-//! http(s) and mailto.
+//! Renders a message body's formatting nodes (`crate::markdown`, parsed by the server) as DOM
+//! nodes. Text is always a text node; the only attribute taken from a message is a link's
+//! `href`, restricted to http(s) and mailto by the server and checked again here.
 
 use leptos::prelude::*;
 
 use crate::markdown::{self, Node};
 
-/// Renders `body`; mentions of `me` (a username) are marked.
-pub fn render_body(body: &str, me: Option<&str>) -> AnyView {
-    render(markdown::parse(body), me)
+/// Renders a body: the server's nodes, or the plain text when it sent none. Mentions of `me`
+/// (a username) are marked.
+pub fn render_body(body: &str, formatted: Option<&[Node]>, me: Option<&str>) -> AnyView {
+    render(markdown::nodes(body, formatted).into_owned(), me)
 }
 
 fn render(nodes: Vec<Node>, me: Option<&str>) -> AnyView {
@@ -46,9 +47,10 @@ fn render_node(node: Node, me: Option<&str>) -> AnyView {
                 view! { <ul>{items}</ul> }.into_any()
             }
         }
-        Node::Link { href, children } => view! {
+        Node::Link { href, children } if markdown::is_safe_href(&href) => view! {
             <a href=href target="_blank" rel="noopener noreferrer nofollow">{render(children)}</a>
         }
         .into_any(),
+        Node::Link { children, .. } => render(children),
     }
 }

@@ -174,7 +174,7 @@ fn quote(chat: Chat, reply: &crate::api::ReplyRef, ctx: RowContext) -> AnyView {
     } else if reply.excerpt.is_empty() {
         "Attachment".to_owned()
     } else {
-        crate::markdown::plain_text(&crate::markdown::parse(&reply.excerpt))
+        reply.excerpt.clone()
     };
     view! {
         <button type="button" class="quote" class:deleted=reply.deleted
@@ -466,13 +466,16 @@ fn message_view(chat: Chat, m: Message, first: bool, ctx: RowContext) -> AnyView
     }
 
     let body = m.body.clone();
+    let formatted = m.formatted.clone();
     let big = only_emoji(&body);
     let me_name = chat
         .me
         .with_untracked(|me| me.as_ref().map(|m| m.username.to_string()));
-    let mentions_me = me_name
-        .as_ref()
-        .is_some_and(|u| crate::markdown::mentions(&body).contains(u));
+    let mentions_me = me_name.as_ref().is_some_and(|u| {
+        formatted
+            .as_deref()
+            .is_some_and(|f| crate::markdown::mentions_in(f).contains(u))
+    });
     let editing = move || ctx.edit.editing.get() == Some(id);
     let can_delete = move || mine || chat.room(room_id).is_some_and(|r| r.role.can_moderate());
     let (for_reply, for_react, for_edit, for_editor) = (m.clone(), m.clone(), m.clone(), m.clone());
@@ -481,7 +484,7 @@ fn message_view(chat: Chat, m: Message, first: bool, ctx: RowContext) -> AnyView
         let body_view = (!body.is_empty()).then(|| {
             view! {
                 <div class="body" class:big=big title=clock_time(created_at)>
-                    {super::format::render_body(&body, me_name.as_deref())}
+                    {super::format::render_body(&body, formatted.as_deref(), me_name.as_deref())}
                 </div>
             }
         });
@@ -602,7 +605,7 @@ fn pending_view(chat: Chat, p: Outgoing) -> AnyView {
                 <p class="quote">"↪ " {chat.name_of(r.sender_id)}</p>
             })}
             {(!p.body.is_empty()).then(|| view! {
-                <div class="body">{super::format::render_body(&p.body, None)}</div>
+                <div class="body">{super::format::render_body(&p.body, None, None)}</div>
             })}
             {(!names.is_empty()).then(|| view! {
                 <ul class="pending-attachments" aria-label="Attachments">

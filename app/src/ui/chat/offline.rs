@@ -28,8 +28,15 @@ const KEEP_PER_ROOM: usize = 50;
 /// Writes wait this long for more changes.
 const SAVE_AFTER: Duration = Duration::from_millis(800);
 
+/// The snapshot's layout. 2: messages carry the server's `formatted` nodes; older saved
+/// messages lack them (they would show raw Markdown), so their timelines are dropped on load
+/// and fetched again.
+const FORMAT: u32 = 2;
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Snapshot {
+    #[serde(default)]
+    pub format: u32,
     pub rooms: Vec<RoomSummary>,
     pub timelines: Vec<SavedTimeline>,
     pub outbox: Vec<Outgoing>,
@@ -103,7 +110,11 @@ pub async fn load(user: UserId) -> Option<Snapshot> {
         .ok()?;
     let value = done(&request).await.ok()?;
     db.close();
-    serde_json::from_str(&value.as_string()?).ok()
+    let mut snapshot: Snapshot = serde_json::from_str(&value.as_string()?).ok()?;
+    if snapshot.format < FORMAT {
+        snapshot.timelines.clear();
+    }
+    Some(snapshot)
 }
 
 async fn save(user: UserId, snapshot: &Snapshot) -> Result<(), JsValue> {
@@ -150,6 +161,7 @@ fn snapshot(chat: Chat) -> Snapshot {
             .collect()
     });
     Snapshot {
+        format: FORMAT,
         rooms: chat.rooms.get_untracked(),
         timelines,
         outbox: chat.outbox.get_untracked(),

@@ -741,7 +741,7 @@ fn Composer(
             </Show>
             {move || replying.get().map(|m| {
                 let sender = m.sender_id;
-                let excerpt: String = m.body.as_str().chars().take(120).collect();
+                let excerpt = crate::markdown::excerpt(&super::state::message_nodes(&m));
                 view! {
                     <div class="replying" role="status">
                         <span>"Replying to " <strong>{move || chat.name_of(sender)}</strong>": " {excerpt}</span>

@@ -14,6 +14,7 @@ use leptos::prelude::*;
 
 use crate::api::{Attachment, Member, Message, RoomSummary, User};
 use crate::domain::{RoomId, RoomKind, UserId};
+use crate::markdown;
 use crate::protocol::{LeftReason, Presence, RoomCursor, ServerFrame};
 
 /// A message the user sent that the server has not confirmed yet.
@@ -82,7 +83,7 @@ impl Timeline {
             return;
         }
         let is_held = held.is_some();
-        let excerpt = excerpt(&message.body);
+        let excerpt = markdown::excerpt(&message_nodes(&message));
         for m in self.messages.values_mut() {
             if let Some(r) = m.reply_to.as_mut().filter(|r| r.id == message.id) {
                 r.excerpt.clone_from(&excerpt);
@@ -95,9 +96,9 @@ impl Timeline {
     }
 }
 
-/// The start of a message's text as a quote shows it (the server's rule: 160 characters).
-fn excerpt(body: &str) -> String {
-    body.chars().take(160).collect()
+/// The nodes a message shows (see `crate::markdown`).
+pub fn message_nodes(message: &Message) -> std::borrow::Cow<'_, [markdown::Node]> {
+    markdown::nodes(&message.body, message.formatted.as_deref())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -200,7 +201,7 @@ impl Chat {
             RoomKind::Dm => who,
             RoomKind::Room => format!("{who} in #{}", room.name),
         };
-        let plain = crate::markdown::plain_text(&crate::markdown::parse(&message.body));
+        let plain = markdown::plain_text(&message_nodes(message));
         let mut text: String = plain.trim().chars().take(120).collect();
         if text.is_empty() {
             text = match message.attachments.len() {
@@ -467,7 +468,7 @@ impl Chat {
                 self.timelines.with_untracked(|t| {
                     t.get(&room)
                         .and_then(|tl| tl.messages.get(&seq))
-                        .is_some_and(|m| crate::markdown::mentions(&m.body).contains(&name))
+                        .is_some_and(|m| markdown::mentions_in(&message_nodes(m)).contains(&name))
                 })
             });
         let is_new = self.rooms.with_untracked(|rooms| {
