@@ -4,8 +4,18 @@ use anyhow::Context;
 use server::config::Config;
 use server::startup::Application;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    // Before the runtime starts its threads: glibc gives each new thread's allocations an arena
+    // of their own unless told otherwise.
+    server::startup::limit_malloc_arenas();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(serve())
+}
+
+async fn serve() -> anyhow::Result<()> {
     server::telemetry::init();
     let config = Config::from_env().context("configuration")?;
     let data_dir = config.data_dir.clone();
