@@ -98,6 +98,7 @@ pub struct Args {
 
     // client
     pub site: String,
+    pub tti_runs: usize,
 
     // suite
     pub only: Vec<Scenario>,
@@ -145,6 +146,7 @@ impl Default for Args {
             storm_rate: 50.0,
             storm_seconds: 15,
             site: "target/site".into(),
+            tti_runs: 10,
             only: Vec::new(),
             work_dir: "target/bench".into(),
             natter_bin: "target/release/natter".into(),
@@ -174,7 +176,8 @@ S3:        --big-room N (5000) --nonreaders-pct P (1) --s3-seconds S (30)
 S4:        --write-senders N (500) --write-rates R,R,... (2500,5000,10000,15000,20000)
            --write-seconds S (5) --history-requests N (3000) --history-rooms N (100)
            --history-per-room N (100000) --storm-rate LOGINS/S (50) --storm-seconds S (15)
-client:    --site DIR (target/site)
+client:    --site DIR (target/site) --tti-runs N (10: Chromium runs per mode, bench/tti.mjs;
+           standalone, against --url)
 suite:     --only LIST  --rounds N (1)  --work-dir DIR (target/bench)
            --natter-bin PATH  --baseline-dir DIR  --pin 0|1 (1: server on core 0, taskset)
 ";
@@ -231,6 +234,7 @@ pub fn parse() -> Result<Args> {
                     .with_context(bad)?
             }
             "--write-seconds" => a.write_seconds = v.parse().with_context(bad)?,
+            "--tti-runs" => a.tti_runs = v.parse().with_context(bad)?,
             "--history-requests" => a.history_requests = v.parse().with_context(bad)?,
             "--history-rooms" => a.history_rooms = v.parse().with_context(bad)?,
             "--history-per-room" => a.history_per_room = v.parse().with_context(bad)?,

@@ -44,6 +44,8 @@ async fn main() -> Result<()> {
     }
     if args.scenario == Scenario::Client {
         scenarios::client::run(&args.site)?;
+        println!();
+        scenarios::client::tti(&args.url, args.tti_runs)?;
         return Ok(());
     }
     let hostport = args

@@ -95,6 +95,11 @@ pub async fn run(a: &Args) -> Result<()> {
             if sc == Scenario::Client {
                 nat.extend(scenarios::client::run(&a.site)?);
                 println!();
+                match client_tti(&a, &work).await {
+                    Ok(m) => nat.extend(m),
+                    Err(e) => println!("!! client time to interactive: failed: {e:#}"),
+                }
+                println!();
                 continue;
             }
             let targets = if (k + round) % 2 == 0 {
@@ -419,6 +424,28 @@ async fn users_fixture(a: &Args, work: &Path, n: usize) -> Result<Fixture> {
         users: seed::load(tokens.to_str().context("path")?)?,
         data: dir.join("data"),
     })
+}
+
+/// Time to interactive in Chromium against a fresh, pinned Natter server.
+async fn client_tti(a: &Args, work: &Path) -> Result<Metrics> {
+    let dir = work
+        .join("runs")
+        .join(format!("{}-Client-natter", unix_now()));
+    std::fs::create_dir_all(dir.join("data"))?;
+    let server = Server::start(
+        a,
+        Target::Natter,
+        &dir.join("data"),
+        &dir.join("server.log"),
+        a.pin,
+    )
+    .await?;
+    let base = format!("http://{}", server.addr);
+    let runs = a.tti_runs;
+    let result = tokio::task::spawn_blocking(move || scenarios::client::tti(&base, runs)).await;
+    server.stop();
+    std::fs::remove_dir_all(dir.join("data")).ok();
+    result?
 }
 
 fn setup_env(server: &Server) -> Env {
