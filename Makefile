@@ -76,5 +76,5 @@ clean:
 ## builds, servers pinned to core 0, generator to core 1), then the comparison table with the
 ## budgets of docs/perf.md. ~15 minutes; longer runs: make bench BENCH_ARGS="--rounds 3".
 .PHONY: bench
-bench: setup-build
+bench: setup-test
 	bench/run.sh

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The benchmark suite (`make bench`, docs/perf.md): builds the release server, natter-load and
-# the client, installs the Node baseline's packages, then runs every scenario against Natter
+# the client, installs the Node baseline's packages (`make bench` first runs `scripts/setup.sh test`:
+# Chromium and end2end's Playwright, for the client's time to interactive), then runs every scenario against Natter
 # and against the baseline, interleaved, each server pinned to core 0 and the generator to
 # core 1, and prints the comparison table (also saved under target/bench/results/).
 #   bench/run.sh [natter-load flags]      e.g. bench/run.sh --only s2,s3 --seconds 60
