@@ -18,7 +18,7 @@
 use std::borrow::Cow;
 
 #[cfg(any(feature = "ssr", test))]
-use pulldown_cmark::{CodeBlockKind, Event, Options, Parser, Tag, TagEnd};
+use pulldown_cmark::{CodeBlockKind, Event, Options, Parser, Tag};
 use serde::{Deserialize, Serialize};
 
 /// One formatting node. On the wire (serde's external tagging, short tags): `{"t":"text"}`,
@@ -125,35 +125,47 @@ pub fn format(body: &str) -> Option<Vec<Node>> {
     (nodes != plain(body)).then_some(nodes)
 }
 
-/// Parses a message body into nodes.
+/// Most formatting nodes nested in one another. Deeper structure (`> > > ...`, `- - - ...`: a
+/// 4,000-character body can nest about 2,000 deep) keeps its text but not its nesting. Every
+/// decoder has a depth limit (serde_json's is 128, and a node costs up to 4 levels of JSON), and
+/// the client renders recursively: without this cap one message could make the frames that
+/// carry it undecodable for every member of its room.
+pub const MAX_DEPTH: usize = 16;
+
+/// Parses a message body into nodes, at most [`MAX_DEPTH`] deep.
 #[cfg(any(feature = "ssr", test))]
 pub fn parse(body: &str) -> Vec<Node> {
     let options = Options::ENABLE_STRIKETHROUGH;
     let mut stack: Vec<(Frame, Vec<Node>)> = vec![(Frame::Root, Vec::new())];
     for event in Parser::new_ext(body, options) {
         match event {
-            Event::Start(tag) => stack.push((Frame::from(tag), Vec::new())),
-            Event::End(end) => {
-                if matches!(end, TagEnd::Item) || stack.len() < 2 {
-                    // Items are closed by their list below; stray ends are ignored.
-                    if let TagEnd::Item = end
-                        && let Some((Frame::Item, children)) = stack.pop()
-                        && let Some((Frame::List { items, .. }, _)) = stack.last_mut()
-                    {
-                        items.push(children);
-                    }
+            Event::Start(tag) => {
+                // The root is not a node: `stack.len() - 1` containers are open.
+                let frame = if stack.len() > MAX_DEPTH {
+                    Frame::Other
+                } else {
+                    Frame::from(tag)
+                };
+                stack.push((frame, Vec::new()));
+            }
+            Event::End(_) => {
+                // Stray ends (none in practice: pulldown-cmark balances them) are ignored.
+                if stack.len() < 2 {
                     continue;
                 }
                 let Some((frame, children)) = stack.pop() else {
                     break;
                 };
-                if let Some(node) = frame.close(children)
-                    && let Some((_, parent)) = stack.last_mut()
-                {
-                    match node {
+                let Some((parent_frame, parent)) = stack.last_mut() else {
+                    break;
+                };
+                match (frame, parent_frame) {
+                    // An item belongs to its list.
+                    (Frame::Item, Frame::List { items, .. }) => items.push(children),
+                    (frame, _) => match frame.close(children) {
                         Closed::One(n) => add(parent, n),
                         Closed::Many(ns) => ns.into_iter().for_each(|n| add(parent, n)),
-                    }
+                    },
                 }
             }
             Event::Text(text) => {
@@ -342,8 +354,8 @@ impl From<Tag<'_>> for Frame {
 
 #[cfg(any(feature = "ssr", test))]
 impl Frame {
-    fn close(self, children: Vec<Node>) -> Option<Closed> {
-        Some(match self {
+    fn close(self, children: Vec<Node>) -> Closed {
+        match self {
             Frame::Root | Frame::Item => Closed::Many(children),
             Frame::Paragraph => Closed::One(Node::Paragraph(children)),
             Frame::Heading => Closed::One(Node::Paragraph(vec![Node::Strong(children)])),
@@ -373,7 +385,7 @@ impl Frame {
                     .collect(),
             }),
             Frame::Link(None) | Frame::Other => Closed::Many(children),
-        })
+        }
     }
 }
 
@@ -608,5 +620,51 @@ mod tests {
 
     fn nodes_for_test(body: &str) -> Vec<Node> {
         nodes(body, format(body).as_deref()).into_owned()
+    }
+
+    /// Containers nested in one another.
+    fn depth(nodes: &[Node]) -> usize {
+        nodes
+            .iter()
+            .map(|n| match n {
+                Node::Paragraph(c)
+                | Node::Strong(c)
+                | Node::Emphasis(c)
+                | Node::Strikethrough(c)
+                | Node::Quote(c)
+                | Node::Link { children: c, .. } => 1 + depth(c),
+                Node::List { items, .. } => 1 + items.iter().map(|i| depth(i)).max().unwrap_or(0),
+                _ => 0,
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn nesting_is_capped_and_deep_messages_still_decode_inside_a_frame() {
+        for body in [
+            format!("{}deep", "> ".repeat(1990)),
+            format!("{}deep", "- ".repeat(1990)),
+            format!("{}deep", "1. ".repeat(1300)),
+            (0..300)
+                .map(|i| format!("{}- level", "  ".repeat(i)))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            format!("{}deep{}", "**~~*".repeat(400), "*~~**".repeat(400)),
+        ] {
+            let nodes = parse(&body);
+            assert!(depth(&nodes) <= MAX_DEPTH, "{} deep", depth(&nodes));
+            assert!(
+                plain_text(&nodes).contains("deep") || plain_text(&nodes).contains("level"),
+                "the text is kept"
+            );
+            // As the client receives it: in a message, in a `synced` frame.
+            let frame = serde_json::json!({"type": "synced", "room_id": 1, "limited": false,
+                "last_rev": 0, "messages": [{"id": 1, "room_id": 1, "seq": 1, "sender_id": 1,
+                "client_id": "c1", "body": body, "created_at": 1, "formatted": nodes}]});
+            let text = serde_json::to_string(&frame).unwrap();
+            let back: crate::protocol::ServerFrame = serde_json::from_str(&text).unwrap();
+            assert!(matches!(back, crate::protocol::ServerFrame::Synced { .. }));
+        }
     }
 }

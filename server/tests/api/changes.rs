@@ -147,6 +147,33 @@ async fn the_server_sends_each_body_parsed_and_plain_bodies_bare() {
         edited["formatted"],
         json!([{"p": [{"t": "now "}, {"i": [{"t": "some"}]}]}])
     );
+
+    // Nesting is capped: a body nesting ~2,000 quotes is stored, keeps its text, and arrives
+    // as nodes any JSON decoder takes (serde_json stops at 128 levels); the server lives on.
+    let deep = post(
+        &app,
+        &alice,
+        room,
+        "d1",
+        &format!("{}deep", "> ".repeat(1990)),
+    )
+    .await;
+    let live = b
+        .recv_where("the deep message", |f| f["message"]["id"] == deep["id"])
+        .await;
+    fn depth(v: &Value) -> usize {
+        match v {
+            Value::Array(a) => 1 + a.iter().map(depth).max().unwrap_or(0),
+            Value::Object(o) => 1 + o.values().map(depth).max().unwrap_or(0),
+            _ => 0,
+        }
+    }
+    let nodes = &live["message"]["formatted"];
+    assert!(depth(nodes) < 100, "{} levels", depth(nodes));
+    assert!(nodes.to_string().contains("deep"));
+    let page: Value = app.history(&bob, room, "").await.json().await.unwrap();
+    let last = page["messages"].as_array().and_then(|m| m.last()).cloned();
+    assert_eq!(last.map(|m| m["id"].clone()), Some(deep["id"].clone()));
 }
 
 #[tokio::test]
