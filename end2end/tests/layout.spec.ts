@@ -1,5 +1,5 @@
 // The shell's layout at phone and desktop sizes, and both colour themes.
-import { expect, showSidebar, signUp, test, uniqueName, url } from './helpers';
+import { createRoom, expect, logOut, PASSWORD, showSidebar, signUp, test, uniqueName, url } from './helpers';
 
 test('the sidebar is beside the pane on a desktop and a drawer on a phone', async ({ page, consoleErrors }, info) => {
   const name = uniqueName('fay');
@@ -33,4 +33,55 @@ test('light and dark themes follow the system preference', async ({ page }) => {
   expect(await background()).toBe('rgb(247, 247, 251)');
   await page.emulateMedia({ colorScheme: 'dark' });
   expect(await background()).toBe('rgb(18, 19, 24)');
+});
+
+test('links, Back and Forward move between pages inside the app, without reloading it', async ({ page, consoleErrors }) => {
+  // A mark on the window survives only as long as the page is not loaded again.
+  const sameApp = () => page.evaluate(() => (window as unknown as { natterMark?: boolean }).natterMark === true);
+  await page.goto(url('/login'));
+  await expect(page.getByRole('heading', { name: 'Log in to Natter' })).toBeVisible();
+  await page.evaluate(() => { (window as unknown as { natterMark: boolean }).natterMark = true; });
+  await page.getByRole('link', { name: 'Create an account' }).click();
+  await expect(page).toHaveURL(url('/signup'));
+  await expect(page.getByRole('button', { name: 'Sign up' })).toBeVisible();
+  await page.goBack();
+  await expect(page).toHaveURL(url('/login'));
+  await expect(page.getByRole('button', { name: 'Log in' })).toBeVisible();
+  await page.goForward();
+  await expect(page.getByRole('button', { name: 'Sign up' })).toBeVisible();
+  expect(await sameApp()).toBe(true);
+
+  // Signed in: the sidebar's links open rooms, the open one is marked, and history follows.
+  const name = uniqueName('nav');
+  await page.getByLabel('Username').fill(name);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Sign up' }).click();
+  await expect(page.getByRole('heading', { name: `Welcome, ${name}` })).toBeVisible();
+  const first = uniqueName('first');
+  const second = uniqueName('second');
+  await createRoom(page, first);
+  await createRoom(page, second);
+  await showSidebar(page);
+  const sidebar = page.getByRole('complementary', { name: 'Conversations' });
+  await expect(sidebar.getByRole('link', { name: second })).toHaveAttribute('aria-current', 'page');
+  await sidebar.getByRole('link', { name: first }).click();
+  await expect(page.getByRole('heading', { name: first })).toBeVisible();
+  await expect(sidebar.getByRole('link', { name: first })).toHaveAttribute('aria-current', 'page');
+  await expect(sidebar.getByRole('link', { name: second })).not.toHaveAttribute('aria-current', 'page');
+  await page.goBack();
+  await expect(page.getByRole('heading', { name: second })).toBeVisible();
+  await page.goForward();
+  await expect(page.getByRole('heading', { name: first })).toBeVisible();
+  expect(await sameApp()).toBe(true);
+
+  // A path that names no page says so, and its link leads home.
+  await page.goto(url('/no/such/page'));
+  await expect(page.getByRole('heading', { name: 'Page not found' })).toBeVisible();
+  await page.getByRole('link', { name: 'Back to Natter' }).click();
+  await expect(page.getByRole('heading', { name: `Welcome, ${name}` })).toBeVisible();
+  // Signed out, the signed-in pages send the visitor to log in.
+  await logOut(page);
+  await page.goto(url('/'));
+  await expect(page).toHaveURL(url('/login'));
+  expect(consoleErrors).toEqual([]);
 });

@@ -6,13 +6,12 @@
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use leptos_router::components::{A, Redirect};
-use leptos_router::hooks::use_navigate;
 
 use crate::api::{LoginRequest, SignupRequest};
 use crate::domain::{DisplayName, Password, Username};
 
 use super::client;
+use super::nav::{Redirect, use_nav};
 use super::session::{AuthState, use_session};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,7 +23,7 @@ pub enum AuthMode {
 #[component]
 pub fn AuthPage(mode: AuthMode) -> impl IntoView {
     let session = use_session();
-    let navigate = use_navigate();
+    let nav = use_nav();
     let username = RwSignal::new(String::new());
     let display_name = RwSignal::new(String::new());
     let password = RwSignal::new(String::new());
@@ -57,7 +56,6 @@ pub fn AuthPage(mode: AuthMode) -> impl IntoView {
         }
         busy.set(true);
         error.set(None);
-        let navigate = navigate.clone();
         spawn_local(async move {
             let result = match mode {
                 AuthMode::Login => {
@@ -81,7 +79,7 @@ pub fn AuthPage(mode: AuthMode) -> impl IntoView {
                 Ok(auth) => {
                     password.set(String::new());
                     session.state.set(AuthState::SignedIn(auth.user));
-                    navigate("/", Default::default());
+                    nav.go("/");
                 }
                 Err(e) => error.set(Some(e.message)),
             }
@@ -137,10 +135,10 @@ pub fn AuthPage(mode: AuthMode) -> impl IntoView {
                 </button>
                 {match mode {
                     AuthMode::Login => view! {
-                        <p class="switch">"New here? " <A href="/signup">"Create an account"</A></p>
+                        <p class="switch">"New here? " <a href="/signup">"Create an account"</a></p>
                     }.into_any(),
                     AuthMode::Signup => view! {
-                        <p class="switch">"Already have an account? " <A href="/login">"Log in"</A></p>
+                        <p class="switch">"Already have an account? " <a href="/login">"Log in"</a></p>
                     }.into_any(),
                 }}
             </form>

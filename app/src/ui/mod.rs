@@ -6,32 +6,32 @@
 mod auth_pages;
 mod chat;
 mod client;
+mod nav;
 mod session;
 mod shell;
 
 use leptos::prelude::*;
-use leptos_router::components::{ParentRoute, Route, Router, Routes};
-use leptos_router::path;
 
 use auth_pages::{AuthMode, AuthPage};
+use nav::{Nav, Page};
 use session::Session;
-use shell::{Drawer, Shell, Welcome};
+use shell::{Drawer, Shell};
 
 #[component]
 pub fn App() -> impl IntoView {
     let session = Session::start();
     provide_context(session);
-    view! {
-        <Router>
-            <Routes fallback=|| view! { <NotFound/> }>
-                <ParentRoute path=path!("/") view=Shell>
-                    <Route path=path!("") view=Welcome/>
-                    <Route path=path!("rooms/:id") view=RoomRoute/>
-                </ParentRoute>
-                <Route path=path!("/login") view=|| view! { <AuthPage mode=AuthMode::Login/> }/>
-                <Route path=path!("/signup") view=|| view! { <AuthPage mode=AuthMode::Signup/> }/>
-            </Routes>
-        </Router>
+    let nav = Nav::start();
+    // The signed-in layout stays mounted while its pages change: they all map to `Home` here.
+    let section = Memo::new(move |_| match nav.page() {
+        page if page.in_shell() => Page::Home,
+        page => page,
+    });
+    move || match section.get() {
+        Page::Login => view! { <AuthPage mode=AuthMode::Login/> }.into_any(),
+        Page::Signup => view! { <AuthPage mode=AuthMode::Signup/> }.into_any(),
+        Page::NotFound => view! { <NotFound/> }.into_any(),
+        Page::Home | Page::Room(_) => view! { <Shell/> }.into_any(),
     }
 }
 

@@ -5,12 +5,11 @@
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use leptos_router::components::{Outlet, Redirect};
-use leptos_router::hooks::use_navigate;
 
 use super::chat::state::{Chat, Connection, use_chat};
 use super::chat::{Sidebar, socket};
 use super::client;
+use super::nav::{Page, Redirect, use_nav};
 use super::session::{AuthState, use_session};
 
 #[component]
@@ -34,15 +33,15 @@ pub struct Drawer(pub RwSignal<bool>);
 #[component]
 fn SignedInLayout() -> impl IntoView {
     let session = use_session();
-    let navigate = use_navigate();
+    let nav = use_nav();
     let chat = Chat::new();
     provide_context(chat);
     let drawer_open = RwSignal::new(false);
     provide_context(Drawer(drawer_open));
     // Going somewhere closes the drawer (phones), whatever started the navigation.
-    let location = leptos_router::hooks::use_location();
+    let in_room = Memo::new(move |_| matches!(nav.page(), Page::Room(_)));
     Effect::new(move |_| {
-        location.pathname.track();
+        nav.path();
         drawer_open.set(false);
     });
     let on_session_end = move || session.state.set(AuthState::SignedOut);
@@ -113,7 +112,6 @@ fn SignedInLayout() -> impl IntoView {
     };
 
     let logout = move |_| {
-        let navigate = navigate.clone();
         spawn_local(async move {
             match client::logout().await {
                 Ok(()) => {
@@ -122,7 +120,7 @@ fn SignedInLayout() -> impl IntoView {
                     }
                     socket::disconnect();
                     session.state.set(AuthState::SignedOut);
-                    navigate("/login", Default::default());
+                    nav.go("/login");
                 }
                 Err(e) => {
                     logout_error.try_set(Some(e.message));
@@ -180,7 +178,11 @@ fn SignedInLayout() -> impl IntoView {
                         <button class="link" aria-label="Dismiss" on:click=move |_| chat.notice.set(None)>"✕"</button>
                     </div>
                 })}
-                <Outlet/>
+                {move || if in_room.get() {
+                    view! { <super::RoomRoute/> }.into_any()
+                } else {
+                    view! { <Welcome/> }.into_any()
+                }}
             </main>
             <ul class="toasts" aria-live="polite" aria-label="New messages elsewhere">
                 <For each=move || chat.toasts.get() key=|t| t.id let(toast)>

@@ -3,12 +3,12 @@
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use leptos_router::hooks::use_navigate;
 
 use super::state::use_chat;
 use crate::api::{CreateRoomRequest, PublicRoom, User};
 use crate::domain::{RoomName, Topic, Visibility};
 use crate::ui::client;
+use crate::ui::nav::use_nav;
 
 #[component]
 pub fn Modal(title: &'static str, on_close: Callback<()>, children: Children) -> impl IntoView {
@@ -28,7 +28,7 @@ pub fn Modal(title: &'static str, on_close: Callback<()>, children: Children) ->
 #[component]
 pub fn NewRoom(on_close: Callback<()>) -> impl IntoView {
     let chat = use_chat();
-    let navigate = use_navigate();
+    let nav = use_nav();
     let name = RwSignal::new(String::new());
     let topic = RwSignal::new(String::new());
     let private = RwSignal::new(false);
@@ -40,7 +40,6 @@ pub fn NewRoom(on_close: Callback<()>) -> impl IntoView {
             error.set(Some(e.to_string()));
             return;
         }
-        let navigate = navigate.clone();
         let visibility = if private.get_untracked() {
             Visibility::Private
         } else {
@@ -57,7 +56,7 @@ pub fn NewRoom(on_close: Callback<()>) -> impl IntoView {
                 Ok(room) => {
                     chat.apply(crate::protocol::ServerFrame::RoomJoined { room: room.clone() });
                     on_close.run(());
-                    navigate(&format!("/rooms/{}", room.id), Default::default());
+                    nav.go(&format!("/rooms/{}", room.id));
                 }
                 Err(e) => {
                     error.try_set(Some(e.message));
@@ -86,7 +85,7 @@ pub fn NewRoom(on_close: Callback<()>) -> impl IntoView {
 #[component]
 pub fn BrowseRooms(on_close: Callback<()>) -> impl IntoView {
     let chat = use_chat();
-    let navigate = use_navigate();
+    let nav = use_nav();
     let rooms = RwSignal::new(None::<Vec<PublicRoom>>);
     let error = RwSignal::new(None::<String>);
     spawn_local(async move {
@@ -100,13 +99,12 @@ pub fn BrowseRooms(on_close: Callback<()>) -> impl IntoView {
         }
     });
     let join = move |room: PublicRoom| {
-        let navigate = navigate.clone();
         spawn_local(async move {
             match client::join_room(room.id).await {
                 Ok(summary) => {
                     chat.apply(crate::protocol::ServerFrame::RoomJoined { room: summary });
                     on_close.run(());
-                    navigate(&format!("/rooms/{}", room.id), Default::default());
+                    nav.go(&format!("/rooms/{}", room.id));
                 }
                 Err(e) => {
                     error.try_set(Some(e.message));
@@ -126,7 +124,6 @@ pub fn BrowseRooms(on_close: Callback<()>) -> impl IntoView {
                         <li class="muted">"No public rooms yet. Create one!"</li>
                     }.into_any(),
                     Some(list) => list.into_iter().map(|room| {
-                        let join = join.clone();
                         let label = if room.joined { "Open" } else { "Join" };
                         let r = room.clone();
                         view! {
@@ -150,7 +147,7 @@ pub fn BrowseRooms(on_close: Callback<()>) -> impl IntoView {
 #[component]
 pub fn NewDm(on_close: Callback<()>) -> impl IntoView {
     let chat = use_chat();
-    let navigate = use_navigate();
+    let nav = use_nav();
     let query = RwSignal::new(String::new());
     let found = RwSignal::new(Vec::<User>::new());
     let error = RwSignal::new(None::<String>);
@@ -168,14 +165,13 @@ pub fn NewDm(on_close: Callback<()>) -> impl IntoView {
         });
     });
     let open = move |username: String| {
-        let navigate = navigate.clone();
         spawn_local(async move {
             match client::open_dm(username).await {
                 Ok(room) => {
                     let id = room.id;
                     chat.apply(crate::protocol::ServerFrame::RoomJoined { room });
                     on_close.run(());
-                    navigate(&format!("/rooms/{id}"), Default::default());
+                    nav.go(&format!("/rooms/{id}"));
                 }
                 Err(e) => {
                     error.try_set(Some(e.message));
@@ -183,12 +179,12 @@ pub fn NewDm(on_close: Callback<()>) -> impl IntoView {
             }
         });
     };
-    let open_typed = open.clone();
+
     view! {
         <Modal title="New direct message" on_close=on_close>
             <form class="stack" novalidate=true on:submit=move |ev: SubmitEvent| {
                 ev.prevent_default();
-                open_typed(query.get_untracked().trim().to_owned());
+                open(query.get_untracked().trim().to_owned());
             }>
                 <label><span>"Username"</span>
                     <input name="dm_username" autocomplete="off" autocapitalize="none" bind:value=query autofocus=true/>
@@ -198,7 +194,6 @@ pub fn NewDm(on_close: Callback<()>) -> impl IntoView {
                 </Show>
                 <ul class="directory">
                     {move || found.get().into_iter().map(|u| {
-                        let open = open.clone();
                         let name = u.username.to_string();
                         view! {
                             <li class="directory-item">

@@ -9,7 +9,6 @@ use leptos::ev::{ClipboardEvent, DragEvent, KeyboardEvent, SubmitEvent};
 use leptos::html;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use leptos_router::hooks::{use_navigate, use_params_map};
 
 use super::message::{EditState, Row, RowContext, build_rows, render_row};
 use super::state::{Chat, now_ms, use_chat};
@@ -18,19 +17,18 @@ use crate::api::{Attachment, Member, Message, RoomSummary, UpdateRoomRequest};
 use crate::domain::{MessageBody, Role, RoomId, RoomKind};
 use crate::protocol::ClientFrame;
 use crate::ui::client;
+use crate::ui::nav::{Page, use_nav};
 
 /// Typing notices are re-sent at most this often while typing.
 const TYPING_EVERY_MS: f64 = 3000.0;
 
 #[component]
 pub fn RoomPane(open_drawer: Callback<()>) -> impl IntoView {
-    let params = use_params_map();
-    let room_id = Memo::new(move |_| {
-        params.with(|p| {
-            p.get("id")
-                .and_then(|id| id.parse::<i64>().ok())
-                .map(RoomId::new)
-        })
+    let nav = use_nav();
+    // Leaving for another page keeps the last room until this pane is gone.
+    let room_id = Memo::new(move |last: Option<&Option<RoomId>>| match nav.page() {
+        Page::Room(id) => id,
+        _ => last.copied().flatten(),
     });
     view! {
         {move || match room_id.get() {
@@ -818,7 +816,7 @@ fn MembersPanel(
     reload: Callback<()>,
 ) -> impl IntoView {
     let chat = use_chat();
-    let navigate = use_navigate();
+    let nav = use_nav();
     let invitee = RwSignal::new(String::new());
     let name = RwSignal::new(String::new());
     let topic = RwSignal::new(String::new());
@@ -864,7 +862,6 @@ fn MembersPanel(
     };
     let leave = move |_| {
         let Some(id) = room_id() else { return };
-        let navigate = navigate.clone();
         spawn_local(async move {
             match client::leave_room(id).await {
                 Ok(()) => {
@@ -872,7 +869,7 @@ fn MembersPanel(
                         room_id: id,
                         reason: crate::protocol::LeftReason::Left,
                     });
-                    navigate("/", Default::default());
+                    nav.go("/");
                 }
                 Err(e) => {
                     error.try_set(Some(e.message));
@@ -937,7 +934,7 @@ fn MembersPanel(
                         <button type="submit" class="secondary">"Save"</button>
                     </form>
                 </Show>
-                <button class="secondary danger" on:click=leave.clone()>"Leave room"</button>
+                <button class="secondary danger" on:click=leave>"Leave room"</button>
             </Show>
         </aside>
     }

@@ -1,12 +1,11 @@
 //! The sidebar: rooms, direct messages with presence dots, and the actions that add to them.
 
 use leptos::prelude::*;
-use leptos_router::components::A;
-use leptos_router::hooks::use_location;
 
 use super::dialogs::{BrowseRooms, NewDm, NewRoom};
 use super::state::use_chat;
 use crate::domain::RoomKind;
+use crate::ui::nav::use_nav;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Dialog {
@@ -19,7 +18,7 @@ enum Dialog {
 #[component]
 pub fn Sidebar(on_navigate: Callback<()>) -> impl IntoView {
     let chat = use_chat();
-    let location = use_location();
+    let nav = use_nav();
     let dialog = RwSignal::new(Dialog::None);
     let close = Callback::new(move |()| dialog.set(Dialog::None));
     let list = move |kind: RoomKind| {
@@ -33,7 +32,7 @@ pub fn Sidebar(on_navigate: Callback<()>) -> impl IntoView {
         let href = format!("/rooms/{}", room.id);
         let active = {
             let href = href.clone();
-            move || location.pathname.get() == href
+            Memo::new(move |_| nav.path() == href)
         };
         let id = room.id;
         let summary = move || chat.room(id);
@@ -44,7 +43,12 @@ pub fn Sidebar(on_navigate: Callback<()>) -> impl IntoView {
         let dm = room.kind == RoomKind::Dm;
         view! {
             <li>
-                <A href=href attr:class="room-link" on:click=move |_| on_navigate.run(())>
+                <a
+                    href=href
+                    class="room-link"
+                    aria-current=move || active.get().then_some("page")
+                    on:click=move |_| on_navigate.run(())
+                >
                     <span class="room-link-inner" class:active=active class:unread=move || { unread() > 0 }>
                         {if dm {
                             let online = move || peer.is_some_and(|p| chat.is_online(p));
@@ -68,7 +72,7 @@ pub fn Sidebar(on_navigate: Callback<()>) -> impl IntoView {
                             </span>
                         })}
                     </span>
-                </A>
+                </a>
             </li>
         }
     };
