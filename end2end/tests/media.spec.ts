@@ -134,15 +134,18 @@ test('images and files: uploaded with progress, shown as a thumbnail and a card,
   expect(file.suggestedFilename()).toBe('notes.txt');
   expect(fs.readFileSync(await file.path(), 'utf8')).toBe('hello from a file\n');
 
-  // A message of attachments only (no text) is allowed.
+  // A message of attachments only (no text) is allowed. Sizes from 1 KB on show one decimal.
   await alice.page.locator('input[type=file]').setInputFiles({
     name: 'only.txt',
     mimeType: 'text/plain',
-    buffer: Buffer.from('just a file'),
+    buffer: Buffer.from('just a file'.padEnd(1536, '.')),
   });
   await expect(chips(alice.page).locator('.upload-chip.done')).toHaveCount(1);
+  await expect(chips(alice.page)).toContainText('1.5 KB');
   await alice.page.getByRole('button', { name: 'Send' }).click();
-  await expect(messages(bob.page).locator('.attachment-file', { hasText: 'only.txt' })).toBeVisible();
+  const only = messages(bob.page).locator('.attachment-file', { hasText: 'only.txt' });
+  await expect(only).toBeVisible();
+  await expect(only).toContainText('1.5 KB');
 
   await alice.page.context().close();
   await bob.page.context().close();
