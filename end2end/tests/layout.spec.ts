@@ -72,6 +72,14 @@ test('links, Back and Forward move between pages inside the app, without reloadi
   await expect(page.getByRole('heading', { name: second })).toBeVisible();
   await page.goForward();
   await expect(page.getByRole('heading', { name: first })).toBeVisible();
+  // A click on a notification (the service worker posts `open` to the window) opens its
+  // conversation in place.
+  const secondHref = await sidebar.getByRole('link', { name: second }).getAttribute('href');
+  await page.evaluate((href) => {
+    navigator.serviceWorker.dispatchEvent(new MessageEvent('message', { data: { type: 'open', url: href } }));
+  }, secondHref);
+  await expect(page.getByRole('heading', { name: second })).toBeVisible();
+  await expect(page).toHaveURL(url(secondHref ?? ''));
   expect(await sameApp()).toBe(true);
 
   // A path that names no page says so, and its link leads home.
