@@ -68,6 +68,9 @@ test('links, Back and Forward move between pages inside the app, without reloadi
   await expect(page.getByRole('heading', { name: first })).toBeVisible();
   await expect(sidebar.getByRole('link', { name: first })).toHaveAttribute('aria-current', 'page');
   await expect(sidebar.getByRole('link', { name: second })).not.toHaveAttribute('aria-current', 'page');
+  // A second click on the open room's link adds no history entry: Back still leaves it.
+  await showSidebar(page);
+  await sidebar.getByRole('link', { name: first }).click();
   await page.goBack();
   await expect(page.getByRole('heading', { name: second })).toBeVisible();
   await page.goForward();

@@ -87,9 +87,14 @@ impl Nav {
         self.path.get()
     }
 
-    /// Goes to `to` (a path of ours) and adds a history entry, so Back returns.
+    /// Goes to `to` (a path of ours) and adds a history entry, so Back returns. Going where
+    /// the tab already is adds none (a second click on the open room's link).
     pub fn go(&self, to: &str) {
-        self.set(to, false);
+        let location = window().location();
+        let here = [location.pathname(), location.search(), location.hash()]
+            .into_iter()
+            .collect::<Result<String, _>>();
+        self.set(to, here.is_ok_and(|here| here == to));
     }
 
     /// Goes to `to` in place of the current entry (redirects: Back skips them).
