@@ -18,7 +18,7 @@ use crate::domain::RoomId;
 pub enum Page {
     /// `/`: the signed-in welcome pane.
     Home,
-    /// `/rooms/:id`; `None` when the id is not a number.
+    /// `/rooms/:id`; `None` when the id is not a positive number.
     Room(Option<RoomId>),
     Login,
     Signup,
