@@ -62,7 +62,7 @@ smoke:
 # The first load (brotli) must not grow: the ceiling is today's size plus ~1 %; the budget is
 # 250 KB and not met yet (docs/perf.md, "Client size"). Lower the ceiling as it shrinks.
 client-size: site
-	CLIENT_SIZE_LIMIT=289000 scripts/check-client-size.sh
+	CLIENT_SIZE_LIMIT=263000 scripts/check-client-size.sh
 
 e2e: site
 	cargo build -p server

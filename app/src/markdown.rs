@@ -663,7 +663,7 @@ mod tests {
                 "last_rev": 0, "messages": [{"id": 1, "room_id": 1, "seq": 1, "sender_id": 1,
                 "client_id": "c1", "body": body, "created_at": 1, "formatted": nodes}]});
             let text = serde_json::to_string(&frame).unwrap();
-            let back: crate::protocol::ServerFrame = serde_json::from_str(&text).unwrap();
+            let back: crate::protocol::ServerFrame = crate::json::decode(&text).unwrap();
             assert!(matches!(back, crate::protocol::ServerFrame::Synced { .. }));
         }
     }

@@ -1,9 +1,7 @@
 //! Calls to the HTTP API. Failures come back as [`ClientError`] carrying the server's stable
 //! code and human message, or a network message when the server could not be reached.
 
-use gloo_net::http::{Request, Response};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use gloo_net::http::{Request, RequestBuilder, Response};
 
 use crate::api::{
     AuthResponse, CreateRoomRequest, EditMessageRequest, HistoryPage, LoginRequest, Member,
@@ -12,6 +10,7 @@ use crate::api::{
 };
 use crate::domain::{MessageId, RoomId, UserId};
 use crate::error::{ErrorBody, ErrorCode};
+use crate::json::{self, FromJson, ToJson};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClientError {
@@ -28,11 +27,12 @@ impl ClientError {
     }
 }
 
-async fn read<T: DeserializeOwned>(resp: Response) -> Result<T, ClientError> {
+async fn read<T: FromJson>(resp: Response) -> Result<T, ClientError> {
+    let text = resp.text().await.map_err(|_| ClientError::network())?;
     if resp.ok() {
-        return resp.json::<T>().await.map_err(|_| ClientError::network());
+        return json::decode(&text).map_err(|_| ClientError::network());
     }
-    match resp.json::<ErrorBody>().await {
+    match json::decode::<ErrorBody>(&text) {
         Ok(body) => Err(ClientError {
             code: Some(body.error.code),
             message: body.error.message,
@@ -44,14 +44,28 @@ async fn read<T: DeserializeOwned>(resp: Response) -> Result<T, ClientError> {
     }
 }
 
-async fn post<B: Serialize, T: DeserializeOwned>(url: &str, body: &B) -> Result<T, ClientError> {
-    let resp = Request::post(url)
-        .json(body)
+/// Sends `req` with `body` as JSON and reads the answer.
+async fn send_json<T: FromJson>(
+    req: RequestBuilder,
+    body: &(impl ToJson + ?Sized),
+) -> Result<T, ClientError> {
+    let resp = req
+        .header("Content-Type", "application/json")
+        .body(json::encode(body))
         .map_err(|_| ClientError::network())?
         .send()
         .await
         .map_err(|_| ClientError::network())?;
     read(resp).await
+}
+
+async fn post<T: FromJson>(url: &str, body: &(impl ToJson + ?Sized)) -> Result<T, ClientError> {
+    send_json(Request::post(url), body).await
+}
+
+/// `{}`: the body of requests that carry nothing (a state-changing request must declare JSON).
+fn empty_object() -> serde_json::Value {
+    json::Object::default().into()
 }
 
 pub async fn session() -> Result<SessionResponse, ClientError> {
@@ -78,7 +92,7 @@ pub async fn logout() -> Result<(), ClientError> {
     }
 }
 
-async fn get<T: DeserializeOwned>(url: &str) -> Result<T, ClientError> {
+async fn get<T: FromJson>(url: &str) -> Result<T, ClientError> {
     let resp = Request::get(url)
         .send()
         .await
@@ -96,7 +110,7 @@ async fn empty(resp: Response) -> Result<(), ClientError> {
 }
 
 /// For endpoints that take `{}` and answer 204 No Content.
-async fn no_content(req: gloo_net::http::RequestBuilder) -> Result<(), ClientError> {
+async fn no_content(req: RequestBuilder) -> Result<(), ClientError> {
     let resp = req
         .header("Content-Type", "application/json")
         .body("{}")
@@ -116,7 +130,7 @@ pub async fn create_room(req: &CreateRoomRequest) -> Result<RoomSummary, ClientE
 }
 
 pub async fn join_room(room: RoomId) -> Result<RoomSummary, ClientError> {
-    post(&format!("/api/rooms/{room}/join"), &serde_json::json!({})).await
+    post(&format!("/api/rooms/{room}/join"), &empty_object()).await
 }
 
 pub async fn leave_room(room: RoomId) -> Result<(), ClientError> {
@@ -127,13 +141,7 @@ pub async fn update_room(
     room: RoomId,
     req: &UpdateRoomRequest,
 ) -> Result<RoomSummary, ClientError> {
-    let resp = Request::patch(&format!("/api/rooms/{room}"))
-        .json(req)
-        .map_err(|_| ClientError::network())?
-        .send()
-        .await
-        .map_err(|_| ClientError::network())?;
-    read(resp).await
+    send_json(Request::patch(&format!("/api/rooms/{room}")), req).await
 }
 
 pub async fn members(room: RoomId) -> Result<Vec<Member>, ClientError> {
@@ -174,13 +182,11 @@ pub async fn edit_message(
     message: MessageId,
     body: String,
 ) -> Result<Message, ClientError> {
-    let resp = Request::patch(&format!("/api/rooms/{room}/messages/{message}"))
-        .json(&EditMessageRequest { body })
-        .map_err(|_| ClientError::network())?
-        .send()
-        .await
-        .map_err(|_| ClientError::network())?;
-    read(resp).await
+    send_json(
+        Request::patch(&format!("/api/rooms/{room}/messages/{message}")),
+        &EditMessageRequest { body },
+    )
+    .await
 }
 
 /// `DELETE /api/rooms/{room}/messages/{id}`: answers the tombstone.
@@ -218,13 +224,11 @@ pub async fn react(
 
 /// `PUT /api/rooms/{room}/mute`.
 pub async fn mute(room: RoomId, muted: bool) -> Result<RoomSummary, ClientError> {
-    let resp = Request::put(&format!("/api/rooms/{room}/mute"))
-        .json(&crate::api::MuteRequest { muted })
-        .map_err(|_| ClientError::network())?
-        .send()
-        .await
-        .map_err(|_| ClientError::network())?;
-    read(resp).await
+    send_json(
+        Request::put(&format!("/api/rooms/{room}/mute")),
+        &crate::api::MuteRequest { muted },
+    )
+    .await
 }
 
 pub async fn settings() -> Result<crate::api::Settings, ClientError> {
@@ -235,19 +239,13 @@ pub async fn settings() -> Result<crate::api::Settings, ClientError> {
 pub async fn update_settings(
     settings: &crate::api::Settings,
 ) -> Result<crate::api::Settings, ClientError> {
-    let resp = Request::patch("/api/settings")
-        .json(settings)
-        .map_err(|_| ClientError::network())?
-        .send()
-        .await
-        .map_err(|_| ClientError::network())?;
-    read(resp).await
+    send_json(Request::patch("/api/settings"), settings).await
 }
 
-#[derive(serde::Deserialize)]
 struct PushKey {
     public_key: String,
 }
+json::json_struct!(PushKey { public_key });
 
 /// The server's VAPID public key (base64url).
 pub async fn push_key() -> Result<String, ClientError> {
@@ -267,8 +265,10 @@ pub async fn push_subscribe(subscription_json: &str) -> Result<(), ClientError> 
 }
 
 pub async fn push_unsubscribe(endpoint: &str) -> Result<(), ClientError> {
+    let body: serde_json::Value = json::Object::default().with("endpoint", endpoint).into();
     let resp = Request::post("/api/push/unsubscribe")
-        .json(&serde_json::json!({ "endpoint": endpoint }))
+        .header("Content-Type", "application/json")
+        .body(json::encode(&body))
         .map_err(|_| ClientError::network())?
         .send()
         .await
@@ -276,14 +276,14 @@ pub async fn push_unsubscribe(endpoint: &str) -> Result<(), ClientError> {
     empty(resp).await
 }
 
-#[derive(serde::Deserialize)]
 struct TestSent {
     sent: usize,
 }
+json::json_struct!(TestSent { sent });
 
 /// Sends a test notification to each of my subscriptions; how many were accepted.
 pub async fn push_test() -> Result<usize, ClientError> {
-    post::<_, TestSent>("/api/push/test", &serde_json::json!({}))
+    post::<TestSent>("/api/push/test", &empty_object())
         .await
         .map(|t| t.sent)
 }

@@ -67,12 +67,12 @@ fn storage() -> Option<web_sys::Storage> {
 
 fn remembered_user() -> Option<User> {
     let text = storage()?.get_item(USER_KEY).ok().flatten()?;
-    serde_json::from_str(&text).ok()
+    crate::json::decode(&text).ok()
 }
 
 fn remember_user(user: Option<&User>) {
     let Some(storage) = storage() else { return };
-    match user.and_then(|u| serde_json::to_string(u).ok()) {
+    match user.map(crate::json::encode) {
         Some(text) => {
             storage.set_item(USER_KEY, &text).ok();
         }

@@ -25,9 +25,10 @@ pub fn ensure_loaded(chat: Chat) {
                 .send()
                 .await
                 .ok()?
-                .json::<Vec<EmojiEntry>>()
+                .text()
                 .await
                 .ok()
+                .and_then(|text| crate::json::decode::<Vec<EmojiEntry>>(&text).ok())
         }
         .await;
         chat.emoji_loading.try_set(false);
@@ -43,7 +44,7 @@ pub fn recent() -> Vec<String> {
         .ok()
         .flatten()
         .and_then(|s| s.get_item(RECENT_KEY).ok().flatten())
-        .and_then(|json| serde_json::from_str(&json).ok())
+        .and_then(|json| crate::json::decode(&json).ok())
         .unwrap_or_default()
 }
 
@@ -52,10 +53,8 @@ pub fn remember(emoji: &str) {
     list.retain(|e| e != emoji);
     list.insert(0, emoji.to_owned());
     list.truncate(RECENT_MAX);
-    if let (Some(storage), Ok(json)) = (
-        window().local_storage().ok().flatten(),
-        serde_json::to_string(&list),
-    ) {
+    if let Some(storage) = window().local_storage().ok().flatten() {
+        let json = crate::json::encode(&list);
         // Private browsing may refuse storage; recents are a convenience.
         storage.set_item(RECENT_KEY, &json).ok();
     }

@@ -21,11 +21,15 @@ pub fn human_size(bytes: i64) -> String {
     }
     let mut size = bytes as f64 / 1024.0;
     let mut unit = 0;
-    while size >= 1024.0 && unit < UNITS.len() - 1 {
+    // The next unit as soon as this one would show 1024.0.
+    while size >= 1023.95 && unit < UNITS.len() - 1 {
         size /= 1024.0;
         unit += 1;
     }
-    format!("{size:.1} {}", UNITS[unit])
+    // Tenths as an integer: no float is formatted, so the client carries no float-printing
+    // code (docs/perf.md, sixth round).
+    let tenths = (size * 10.0).round() as u64;
+    format!("{}.{} {}", tenths / 10, tenths % 10, UNITS[unit])
 }
 
 /// An image's display size: its own, scaled down to fit a `THUMB_MAX` square.
@@ -176,5 +180,31 @@ fn LightboxView(attachment: Attachment, on_close: Callback<()>) -> impl IntoView
                 </figcaption>
             </figure>
         </div>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_size;
+
+    #[test]
+    fn sizes_read_as_file_managers_show_them() {
+        let cases = [
+            (-5, "0 B"),
+            (0, "0 B"),
+            (532, "532 B"),
+            (1023, "1023 B"),
+            (1024, "1.0 KB"),
+            (1536, "1.5 KB"),
+            (12_595, "12.3 KB"),
+            (1024 * 1024 - 52, "1023.9 KB"),
+            (1024 * 1024 - 51, "1.0 MB"),
+            (4 * 1024 * 1024, "4.0 MB"),
+            (5 * 1024 * 1024 * 1024 + 1024 * 1024 * 1024 / 2, "5.5 GB"),
+            (3 << 40, "3.0 TB"),
+        ];
+        for (bytes, shown) in cases {
+            assert_eq!(human_size(bytes), shown, "{bytes} B");
+        }
     }
 }

@@ -13,7 +13,6 @@ mod sidebar;
 pub mod socket;
 pub mod state;
 pub mod upload;
-mod wire;
 
 pub use room::{RoomPane, start_timers};
 pub use sidebar::Sidebar;

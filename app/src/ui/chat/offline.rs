@@ -11,7 +11,6 @@
 use std::time::Duration;
 
 use leptos::prelude::*;
-use serde::{Deserialize, Serialize};
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -33,9 +32,9 @@ const SAVE_AFTER: Duration = Duration::from_millis(800);
 /// and fetched again.
 const FORMAT: u32 = 2;
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default)]
 pub struct Snapshot {
-    #[serde(default)]
+    /// Absent in the first layout.
     pub format: u32,
     pub rooms: Vec<RoomSummary>,
     pub timelines: Vec<SavedTimeline>,
@@ -43,12 +42,19 @@ pub struct Snapshot {
     pub users: Vec<User>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct SavedTimeline {
     pub room_id: RoomId,
     pub last_rev: i64,
     pub messages: Vec<Message>,
 }
+
+crate::json::json_struct!(Snapshot { rooms, timelines, outbox, users; default: format });
+crate::json::json_struct!(SavedTimeline {
+    room_id,
+    last_rev,
+    messages
+});
 
 /// Resolves when `request` succeeds (with its result) or fails.
 async fn done(request: &IdbRequest) -> Result<JsValue, JsValue> {
@@ -110,7 +116,7 @@ pub async fn load(user: UserId) -> Option<Snapshot> {
         .ok()?;
     let value = done(&request).await.ok()?;
     db.close();
-    let mut snapshot: Snapshot = serde_json::from_str(&value.as_string()?).ok()?;
+    let mut snapshot: Snapshot = crate::json::decode(&value.as_string()?).ok()?;
     if snapshot.format < FORMAT {
         snapshot.timelines.clear();
     }
@@ -118,7 +124,7 @@ pub async fn load(user: UserId) -> Option<Snapshot> {
 }
 
 async fn save(user: UserId, snapshot: &Snapshot) -> Result<(), JsValue> {
-    let text = serde_json::to_string(snapshot).map_err(|e| JsValue::from_str(&e.to_string()))?;
+    let text = crate::json::encode(snapshot);
     let db = open().await?;
     let tx = db.transaction_with_str_and_mode(STORE, IdbTransactionMode::Readwrite)?;
     let request = tx.object_store(STORE)?.put_with_key(

@@ -117,7 +117,7 @@ pub fn connect(chat: Chat, on_session_end: impl Fn() + Clone + 'static) {
             return;
         }
         if let Some(text) = ev.data().as_string() {
-            match super::wire::decode(&text) {
+            match crate::json::decode::<crate::protocol::ServerFrame>(&text) {
                 Ok(frame) => chat.apply(frame),
                 Err(e) => leptos::logging::warn!("unknown frame from server: {e}"),
             }
@@ -216,9 +216,7 @@ pub fn disconnect() {
 
 /// Sends a frame if the socket is open; `false` otherwise.
 pub fn send(frame: &ClientFrame) -> bool {
-    let Ok(text) = serde_json::to_string(frame) else {
-        return false;
-    };
+    let text = crate::json::encode(frame);
     LIVE.with(|l| {
         l.borrow()
             .as_ref()

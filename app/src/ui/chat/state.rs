@@ -18,7 +18,7 @@ use crate::markdown;
 use crate::protocol::{LeftReason, Presence, RoomCursor, ServerFrame};
 
 /// A message the user sent that the server has not confirmed yet.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Outgoing {
     pub client_id: String,
     pub room_id: RoomId,
@@ -31,6 +31,16 @@ pub struct Outgoing {
     /// Uploaded files sent with it (their names are shown while sending).
     pub attachments: Vec<Attachment>,
 }
+
+crate::json::json_struct!(Outgoing {
+    client_id,
+    room_id,
+    body,
+    created_at,
+    failed,
+    reply_to,
+    attachments,
+});
 
 /// A file being uploaded for the next message of a room, or uploaded and waiting for Send.
 /// The request itself lives in `chat::upload` (it is not `Send`); this is what the view shows.

@@ -202,12 +202,12 @@ fn start(chat: Chat, room: RoomId, file: File) {
 /// What the server's answer means for the chip.
 fn outcome(status: u16, text: &str) -> UploadState {
     if (200..300).contains(&status) {
-        return match serde_json::from_str::<Attachment>(text) {
+        return match crate::json::decode::<Attachment>(text) {
             Ok(a) => UploadState::Done(a),
             Err(_) => UploadState::Failed("The server sent an unexpected answer.".into()),
         };
     }
-    match serde_json::from_str::<ErrorBody>(text) {
+    match crate::json::decode::<ErrorBody>(text) {
         Ok(body) => UploadState::Failed(body.error.message),
         Err(_) => UploadState::Failed(format!("Upload failed (the server answered {status}).")),
     }
@@ -289,8 +289,8 @@ pub fn UploadChips(room_id: RoomId) -> impl IntoView {
                                 <span class="upload-name" title=name.clone()>{name.clone()}</span>
                                 {move || match state() {
                                     Some(UploadState::Uploading(sent)) => view! {
-                                        <progress class="upload-progress" max="1"
-                                            value=sent.map(|s| s.to_string())
+                                        <progress class="upload-progress" max="100"
+                                            value=sent.map(|s| ((s * 100.0).round() as u32).to_string())
                                             aria-label=format!("Uploading {name}")></progress>
                                     }.into_any(),
                                     Some(UploadState::Done(a)) => view! {
