@@ -204,3 +204,48 @@ pub fn keep(chat: Chat, user: UserId) {
         );
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::json::{decode, encode};
+
+    /// A snapshot as the client wrote it before `json.rs` (serde's derives): it must still
+    /// open after an update, or a user offline at that moment would lose their outbox.
+    const WRITTEN_BY_SERDE: &str = r#"{"format":2,
+        "rooms":[{"id":3,"kind":"room","name":"general","topic":"","visibility":"public",
+            "role":"owner","last_seq":1,"last_read_seq":1,"unread":0,"mentions":0,
+            "muted":false,"member_count":1}],
+        "timelines":[{"room_id":3,"last_rev":0,"messages":[{"id":1,"room_id":3,"seq":1,
+            "sender_id":7,"client_id":"c-1","body":"**hi**",
+            "formatted":[{"p":[{"b":[{"t":"hi"}]}]}],"created_at":1700000000000,"rev":0}]}],
+        "outbox":[{"client_id":"c-2","room_id":3,"body":"queued",
+            "created_at":1700000000123.5,"failed":null,"reply_to":null,"attachments":[]}],
+        "users":[{"id":7,"username":"alice","display_name":"Alice","created_at":1}]}"#;
+
+    #[test]
+    fn snapshots_written_before_still_open_and_round_trip() {
+        let snapshot: Snapshot = decode(WRITTEN_BY_SERDE).unwrap();
+        assert_eq!(snapshot.format, FORMAT);
+        assert_eq!(snapshot.rooms.len(), 1);
+        assert_eq!(snapshot.timelines[0].messages[0].body, "**hi**");
+        assert!(snapshot.timelines[0].messages[0].formatted.is_some());
+        let queued = &snapshot.outbox[0];
+        assert_eq!(
+            (queued.body.as_str(), queued.created_at),
+            ("queued", 1700000000123.5)
+        );
+        assert_eq!(queued.failed, None);
+
+        let again: Snapshot = decode(&encode(&snapshot)).unwrap();
+        assert_eq!(again.outbox, snapshot.outbox);
+        assert_eq!(again.rooms, snapshot.rooms);
+        assert_eq!(again.users, snapshot.users);
+        assert_eq!(again.timelines[0].messages, snapshot.timelines[0].messages);
+
+        // The first layout had no `format`: it reads as 0, and its timelines are dropped.
+        let first: Snapshot =
+            decode(r#"{"rooms":[],"timelines":[],"outbox":[],"users":[]}"#).unwrap();
+        assert_eq!(first.format, 0);
+    }
+}
