@@ -271,7 +271,8 @@ test('emoji: a searchable picker with recently used, :shortcode: completion, emo
 
   await page.getByRole('button', { name: 'Emoji', exact: true }).click();
   const picker = page.getByRole('dialog', { name: 'Emoji picker' });
-  await picker.getByRole('searchbox', { name: 'Search emoji' }).fill('rocket');
+  // Search ignores case.
+  await picker.getByRole('searchbox', { name: 'Search emoji' }).fill('RoCKet');
   await picker.getByRole('button', { name: 'rocket', exact: true }).click();
   await expect(box).toHaveValue('🚀');
   await picker.getByRole('tab', { name: 'Food & Drink' }).click();
@@ -284,6 +285,11 @@ test('emoji: a searchable picker with recently used, :shortcode: completion, emo
   await box.press('Tab');
   await expect(box).toHaveValue('🚀 🎉 ');
   await box.press('Enter');
+  await expect(messages(page).locator('.body.big')).toHaveText('🚀 🎉');
+  // Text with letters or digits is not emoji-only, even with symbols in it.
+  await send(page, '→ ok 👍');
+  await send(page, '①');
+  await expect(messages(page).locator('.body', { hasText: '①' })).toBeVisible();
   await expect(messages(page).locator('.body.big')).toHaveText('🚀 🎉');
 
   // Recently used comes first next time.

@@ -96,3 +96,24 @@ test('links, Back and Forward move between pages inside the app, without reloadi
   await expect(page).toHaveURL(url('/login'));
   expect(consoleErrors).toEqual([]);
 });
+
+test("rooms are listed in the reader's alphabetical order, and the avatar shows the name's initial", async ({
+  page,
+  consoleErrors,
+}) => {
+  // Casing and collation come from the browser's Unicode tables (the client carries none):
+  // "Émile" sorts with the E's, not after "zeta" as its code point would put it.
+  await signUp(page, uniqueName('elodie'), PASSWORD, 'élodie');
+  await expect(page.getByRole('heading', { name: 'Welcome, élodie' })).toBeVisible();
+  await showSidebar(page);
+  await expect(page.locator('.avatar').first()).toHaveText('É');
+
+  const tag = Math.random().toString(36).slice(2, 7);
+  for (const name of ['zeta', 'Émile', 'alpha', 'Beta']) {
+    await createRoom(page, `${name} ${tag}`);
+  }
+  await showSidebar(page);
+  const rooms = page.getByRole('list', { name: 'Rooms' }).locator('.room-name');
+  await expect(rooms).toHaveText(['alpha', 'Beta', 'Émile', 'zeta'].map((n) => `${n} ${tag}`));
+  expect(consoleErrors).toEqual([]);
+});

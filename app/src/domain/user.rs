@@ -40,7 +40,9 @@ impl Username {
     pub const MAX_CHARS: usize = 32;
 
     pub fn parse(input: &str) -> Result<Self, DomainError> {
-        let name = input.trim().to_lowercase();
+        // ASCII only: the rule allows nothing else, and Unicode lower-casing would map a
+        // lookalike (the Kelvin sign) onto an ASCII letter.
+        let name = input.trim().to_ascii_lowercase();
         let len = name.chars().count();
         let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.-".contains(c);
         if !(Self::MIN_CHARS..=Self::MAX_CHARS).contains(&len) || !name.chars().all(allowed) {
@@ -167,6 +169,9 @@ mod tests {
             "al@ice",
             "ali\u{0}ce",
             "аlice",
+            // The Kelvin sign lower-cases to an ASCII "k" in Unicode; it is not one.
+            "\u{212a}elvin",
+            "ÅLICE",
         ] {
             assert_eq!(
                 Username::parse(bad),

@@ -107,7 +107,7 @@ fn SignedInLayout() -> impl IntoView {
         display_name()
             .chars()
             .next()
-            .map(|c| c.to_uppercase().to_string())
+            .map(|c| super::chat::upper_case(c.encode_utf8(&mut [0; 4])))
             .unwrap_or_default()
     };
 

@@ -91,7 +91,7 @@ pub fn EmojiPicker(on_pick: Callback<String>, on_close: Callback<()>) -> impl In
         })
     };
     let shown = move || {
-        let q = query.get().trim().to_lowercase();
+        let q = super::lower_case(query.get().trim());
         let g = group.get();
         chat.emoji.with(|l| {
             l.iter()

@@ -150,14 +150,16 @@ pub fn my_last_message(chat: Chat, room_id: RoomId) -> Option<Message> {
     })
 }
 
-/// Message bodies whose characters are all emoji-ish and few get shown large.
+/// Message bodies whose characters are all emoji-ish and few get shown large: spaces, the
+/// zero-width joiner, and symbols from U+2190 on that are not letters or digits. The browser's
+/// regular expressions know the Unicode properties, so the client carries no tables of its own.
 fn only_emoji(text: &str) -> bool {
+    thread_local! {
+        static EMOJI_ISH: js_sys::RegExp =
+            js_sys::RegExp::new(r"^(?:\s|\u200d|[^\p{Alphabetic}\p{N}\0-\u218f])+$", "u");
+    }
     let t = text.trim();
-    !t.is_empty()
-        && t.chars().count() <= 8
-        && t.chars().all(|c| {
-            c.is_whitespace() || (c as u32) >= 0x2190 && !c.is_alphanumeric() || c == '\u{200d}'
-        })
+    !t.is_empty() && t.chars().count() <= 8 && EMOJI_ISH.with(|re| re.test(t))
 }
 
 /// "Sat Nov 28 2026 at 14:05" in the browser's time zone.

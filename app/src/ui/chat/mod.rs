@@ -45,3 +45,23 @@ pub fn day_key(ms: i64) -> String {
     let d = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms as f64));
     String::from(d.to_date_string())
 }
+
+// Text is cased and compared with the browser's Unicode tables: Rust's own (`str::to_lowercase`
+// and friends) would add their tables to the client's download (docs/perf.md, sixth round).
+
+/// `text` in lower case, for case-insensitive matching.
+pub fn lower_case(text: &str) -> String {
+    js_sys::JsString::from(text).to_lower_case().into()
+}
+
+/// `text` in upper case (an avatar's initial).
+pub fn upper_case(text: &str) -> String {
+    js_sys::JsString::from(text).to_upper_case().into()
+}
+
+/// The order of two names in the user's language (`localeCompare`), as a sorted list shows them.
+pub fn collate(a: &str, b: &str) -> std::cmp::Ordering {
+    js_sys::JsString::from(a)
+        .locale_compare(b, &js_sys::Array::new(), &js_sys::Object::new())
+        .cmp(&0)
+}

@@ -24,7 +24,7 @@ pub fn Sidebar(on_navigate: Callback<()>) -> impl IntoView {
     let list = move |kind: RoomKind| {
         chat.rooms.with(|rooms| {
             let mut rooms: Vec<_> = rooms.iter().filter(|r| r.kind == kind).cloned().collect();
-            rooms.sort_by_key(|r| r.name.to_lowercase());
+            rooms.sort_by(|a, b| super::collate(&a.name, &b.name));
             rooms
         })
     };
