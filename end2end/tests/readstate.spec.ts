@@ -2,8 +2,28 @@
 // installable, offline-opening web app (manifest, service worker).
 import fs from 'node:fs';
 import path from 'node:path';
-import { type Page } from '@playwright/test';
+import { type Browser, type Page } from '@playwright/test';
 import { createRoom, expect, joinRoom, messages, newUser, send, showSidebar, test, uniqueName, url } from './helpers';
+
+const site = process.env.NATTER_SITE_ROOT ?? path.join(__dirname, '../../target/site');
+
+/**
+ * The site, and so `sw.js`, is shared by every worker. The deployment test rewrites `sw.js`,
+ * which makes every open page install another service worker: a test that relies on the
+ * worker it has (going offline) holds this lock too. A directory is the lock.
+ */
+async function lockServiceWorker(page: Page): Promise<() => void> {
+  const lock = path.join(site, '.deploy-test-lock');
+  for (let i = 0; ; i++) {
+    try {
+      fs.mkdirSync(lock);
+      return () => fs.rmdirSync(lock);
+    } catch {
+      if (i > 600) throw new Error('service worker lock held too long');
+      await page.waitForTimeout(100);
+    }
+  }
+}
 
 /** The sidebar entry of a conversation. */
 function entry(page: Page, name: string) {
@@ -155,19 +175,8 @@ test('a new deployment replaces the cached app on the next load, not later', asy
   await page.evaluate(() => navigator.serviceWorker.ready);
   await expect.poll(shellCaches).toHaveLength(1);
   // Deploy: the build stamps a new id into the service worker.
-  const site = process.env.NATTER_SITE_ROOT ?? path.join(__dirname, '../../target/site');
   const sw = path.join(site, 'sw.js');
-  // The site is shared by every worker: one deployment at a time (a directory is the lock).
-  const lock = path.join(site, '.deploy-test-lock');
-  for (let i = 0; ; i++) {
-    try {
-      fs.mkdirSync(lock);
-      break;
-    } catch {
-      if (i > 600) throw new Error('deploy lock held too long');
-      await page.waitForTimeout(100);
-    }
-  }
+  const unlock = await lockServiceWorker(page);
   const original = fs.readFileSync(sw, 'utf8');
   const build = original.match(/const BUILD = '([^']+)'/)?.[1] ?? '';
   expect(build).not.toMatch(/^__/);
@@ -178,11 +187,21 @@ test('a new deployment replaces the cached app on the next load, not later', asy
     await expect.poll(shellCaches, { timeout: 15_000 }).toEqual([`natter-shell-${build}-next`]);
   } finally {
     fs.writeFileSync(sw, original);
-    fs.rmdirSync(lock);
+    unlock();
   }
 });
 
-test('offline: the app opens from the cache with the rooms and messages it kept, and a message written offline arrives once', async ({ browser }) => {
+test('offline: the app opens from the cache with the rooms and messages it kept, and a message written offline arrives once', async ({ browser, page }) => {
+  // Not while the deployment test swaps the service worker under this one (see the lock).
+  const unlock = await lockServiceWorker(page);
+  try {
+    await offlineRoundTrip(browser);
+  } finally {
+    unlock();
+  }
+});
+
+async function offlineRoundTrip(browser: Browser) {
   const alice = await newUser(browser, 'oa');
   const bob = await newUser(browser, 'ob');
   const room = uniqueName('room');
@@ -214,4 +233,4 @@ test('offline: the app opens from the cache with the rooms and messages it kept,
   // Exactly once, also after everything settled and Bob reloads the history.
   await bob.page.reload();
   await expect(messages(bob.page).getByText('written while offline')).toHaveCount(1);
-});
+}
