@@ -677,13 +677,9 @@ impl FromJson for ServerFrame {
                 user_id: f.take("user_id")?,
                 active: f.take("active")?,
             },
-            // A newtype variant: the struct's fields sit beside the tag.
-            "read_state" => ServerFrame::ReadState(ReadState {
-                room_id: f.take("room_id")?,
-                last_read_seq: f.take("last_read_seq")?,
-                unread: f.take("unread")?,
-                mentions: f.take("mentions")?,
-            }),
+            // A newtype variant: the struct's fields sit beside the tag, so the rest of the
+            // object is a `ReadState`, read by its own field list.
+            "read_state" => ServerFrame::ReadState(ReadState::from_json(Value::Object(f.0))?),
             "receipts" => ServerFrame::Receipts {
                 room_id: f.take("room_id")?,
                 reads: f.take("reads")?,
