@@ -22,6 +22,8 @@ pub enum Scenario {
     Storm,
     /// First-load bytes of the client (brotli files in the site).
     Client,
+    /// The machine's floor: loopback writes and fdatasync with no server (S2, S4a budgets).
+    Floor,
     /// Sign up users, their rooms and DMs; writes a tokens file for the scenarios (Natter).
     Seed,
     /// Everything, for Natter and the baseline, interleaved, with the comparison table.
@@ -38,6 +40,7 @@ impl Scenario {
             "s4-history" | "history" => Self::History,
             "s4-storm" | "storm" => Self::Storm,
             "client" => Self::Client,
+            "floor" => Self::Floor,
             "seed" => Self::Seed,
             "suite" | "all" => Self::Suite,
             other => bail!("unknown scenario {other} (see --help)"),
@@ -96,6 +99,9 @@ pub struct Args {
     pub storm_rate: f64,
     pub storm_seconds: u64,
 
+    // floor
+    pub floor_seconds: u64,
+
     // client
     pub site: String,
     pub tti_runs: usize,
@@ -145,6 +151,7 @@ impl Default for Args {
             history_per_room: 100_000,
             storm_rate: 50.0,
             storm_seconds: 15,
+            floor_seconds: 5,
             site: "target/site".into(),
             tti_runs: 10,
             only: Vec::new(),
@@ -164,6 +171,7 @@ natter-load: Natter's benchmark scenarios (docs/perf.md).
   natter-load --scenario s2 --url http://127.0.0.1:3000 --pid <server pid> [--target baseline]
 
 scenarios: s1 (idle), s2 (fanout), s3 (bigroom), s4-writes, s4-history, s4-storm, client,
+           floor (no server: loopback writes and fdatasync alone, sized like S2 and S4a),
            seed (users + rooms + DMs into --tokens FILE), suite
 common:    --target natter|baseline  --url URL  --pid PID  --tokens FILE  --check 1
            --source-ips N (8)
@@ -176,6 +184,7 @@ S3:        --big-room N (5000) --nonreaders-pct P (1) --s3-seconds S (30)
 S4:        --write-senders N (500) --write-rates R,R,... (2500,5000,10000,15000,20000)
            --write-seconds S (5) --history-requests N (3000) --history-rooms N (100)
            --history-per-room N (100000) --storm-rate LOGINS/S (50) --storm-seconds S (15)
+floor:     --floor-seconds S (5 per step; S2's --rooms, --members, --interval-ms set its size)
 client:    --site DIR (target/site) --tti-runs N (10: Chromium runs per mode, bench/tti.mjs;
            standalone, against --url)
 suite:     --only LIST  --rounds N (1)  --work-dir DIR (target/bench)
@@ -240,6 +249,7 @@ pub fn parse() -> Result<Args> {
             "--history-per-room" => a.history_per_room = v.parse().with_context(bad)?,
             "--storm-rate" => a.storm_rate = v.parse().with_context(bad)?,
             "--storm-seconds" => a.storm_seconds = v.parse().with_context(bad)?,
+            "--floor-seconds" => a.floor_seconds = v.parse().with_context(bad)?,
             "--site" => a.site = value,
             "--only" => {
                 a.only = v

@@ -42,6 +42,12 @@ async fn main() -> Result<()> {
     if args.scenario == Scenario::Suite {
         return suite::run(&args).await;
     }
+    if args.scenario == Scenario::Floor {
+        let dir = std::path::PathBuf::from(&args.work_dir);
+        std::fs::create_dir_all(&dir)?;
+        scenarios::floor::run(&args, &dir)?;
+        return Ok(());
+    }
     if args.scenario == Scenario::Client {
         scenarios::client::run(&args.site)?;
         println!();
@@ -105,7 +111,9 @@ async fn main() -> Result<()> {
         Scenario::Writes => scenarios::writes::run(&env, &args).await?,
         Scenario::History => scenarios::history::run(&env, &args).await?,
         Scenario::Storm => scenarios::storm::run(&env, &args).await?,
-        Scenario::Client | Scenario::Seed | Scenario::Suite => unreachable!("handled above"),
+        Scenario::Client | Scenario::Floor | Scenario::Seed | Scenario::Suite => {
+            unreachable!("handled above")
+        }
     };
     drop(metrics);
     Ok(())

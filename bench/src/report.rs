@@ -202,6 +202,26 @@ pub const BUDGETS: &[Budget] = &[
     },
 ];
 
+/// Keys of the machine's floor (no server; `scenarios::floor`): shown in their own table.
+const FLOOR: &str = "floor.";
+
+/// The machine's floor, when it was measured: what the hardware allows with no server at all.
+pub fn floor_table(m: &Metrics) -> String {
+    let rows: Vec<&Metric> = m.0.iter().filter(|m| m.key.starts_with(FLOOR)).collect();
+    if rows.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("\n| the machine alone, no server | value |\n|---|---|\n");
+    for r in rows {
+        let unit = if r.unit.is_empty() { "" } else { r.unit };
+        let v = r
+            .value
+            .map_or_else(|| "none".to_owned(), |v| format!("{} {unit}", fmt(Some(v))));
+        let _ = writeln!(out, "| {} | {} |", r.label, v.trim_end());
+    }
+    out
+}
+
 /// The comparison table, Markdown: one row per metric Natter reported, in order.
 pub fn table(natter: &Metrics, baseline: &Metrics) -> String {
     let base: BTreeMap<&str, Option<f64>> = baseline
@@ -220,7 +240,7 @@ pub fn table(natter: &Metrics, baseline: &Metrics) -> String {
         .iter()
         .chain(baseline.0.iter().filter(|m| natter.get(&m.key).is_none()));
     for m in rows {
-        if !seen.insert(m.key.as_str()) {
+        if m.key.starts_with(FLOOR) || !seen.insert(m.key.as_str()) {
             continue;
         }
         let n = natter

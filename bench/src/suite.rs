@@ -28,6 +28,7 @@ use crate::report::{self, Better, Metrics};
 use crate::scenarios::{self, seed};
 
 const ORDER: &[Scenario] = &[
+    Scenario::Floor,
     Scenario::Idle,
     Scenario::Fanout,
     Scenario::BigRoom,
@@ -92,6 +93,16 @@ pub async fn run(a: &Args) -> Result<()> {
     for round in 0..a.rounds.max(1) {
         let (mut nat, mut base) = (Metrics::default(), Metrics::default());
         for (k, &sc) in scenarios.iter().enumerate() {
+            if sc == Scenario::Floor {
+                let dir = work.join("floor");
+                std::fs::create_dir_all(&dir)?;
+                match tokio::task::block_in_place(|| scenarios::floor::run(&a, &dir)) {
+                    Ok(m) => nat.extend(m),
+                    Err(e) => println!("!! the machine's floor: failed: {e:#}"),
+                }
+                println!();
+                continue;
+            }
             if sc == Scenario::Client {
                 nat.extend(scenarios::client::run(&a.site)?);
                 println!();
@@ -143,6 +154,7 @@ pub async fn run(a: &Args) -> Result<()> {
          times and costs, Natter ÷ baseline for rates); n/a: not applicable or not measured.\n"
     );
     out.push_str(&table);
+    out.push_str(&report::floor_table(&nat));
     let _ = writeln!(
         out,
         "\nsuite time: {:.1} min",
@@ -223,7 +235,9 @@ async fn one(
         Scenario::Writes => scenarios::writes::run(&env, a).await,
         Scenario::History => scenarios::history::run(&env, a).await,
         Scenario::Storm => scenarios::storm::run(&env, a).await,
-        Scenario::Client | Scenario::Seed | Scenario::Suite => Ok(Metrics::default()),
+        Scenario::Client | Scenario::Floor | Scenario::Seed | Scenario::Suite => {
+            Ok(Metrics::default())
+        }
     };
     let started = server.start_to_ready;
     drop(env);

@@ -9,6 +9,7 @@
 pub mod bigroom;
 pub mod client;
 pub mod fanout;
+pub mod floor;
 pub mod history;
 pub mod idle;
 pub mod seed;

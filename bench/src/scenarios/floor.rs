@@ -1,0 +1,387 @@
+//! The machine's floor: what the kernel and the disk cost with no server at all, measured the
+//! way the scenarios measure a server. Two budgets of issue 6 sit at or below what this machine
+//! can do, and this is the measurement that says so (docs/perf.md, "The machine's floor").
+//!
+//! - **Network (S2's CPU per delivery).** One thread pinned to core 0, where the suite pins the
+//!   server, does nothing but `write(2)` WebSocket-sized frames to S2's 1,000 loopback TCP
+//!   sockets (`TCP_NODELAY`, as Natter's) at S2's 20,000 deliveries a second, each socket
+//!   getting its share evenly spread, as S2's members do. The readers run on core 1, where the
+//!   generator runs. Its CPU (`getrusage(RUSAGE_THREAD)`: user + system, which on this kernel's
+//!   tick accounting includes the loopback receive path the kernel runs in the writer's
+//!   softirq, as it does for a server) divided by the deliveries is the least a server can
+//!   spend per delivery if it writes each frame when it is ready. Then the same deliveries
+//!   with 2, 4, 8 and 16 frames per write: what batching would save, beside the wait it would
+//!   add at S2's rate of 20 frames a second per socket.
+//! - **Disk (S4a's commit p99).** One thread on core 0 appends 16 KiB (a group commit's WAL
+//!   pages) and `fdatasync`s, back to back, in the suite's work directory (the filesystem the
+//!   servers' databases are on): the latency of a durable commit on this disk with nothing
+//!   else running. Then again while a second thread writes 1 MiB to another file and
+//!   `fdatasync`s it once a second, as a WAL checkpoint does. A commit cannot be acknowledged
+//!   before its fsync returns, so a p99 here above 10 ms puts S4a's budget out of reach.
+
+use std::io::Write as _;
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::FileExt as _;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use crate::cli::Args;
+use crate::report::{Better, Latencies, Metrics, fmt, group};
+
+/// A `message` frame as Natter sends it in S2, with its 4-byte WebSocket header: a 200-byte
+/// body and its envelope (`{"type":"message","message":{"id":…,"room_id":…,"seq":…,
+/// "sender_id":…,"client_id":…,"body":…,"created_at":…,"rev":0}}`). Read off the wire: 348
+/// bytes of JSON with every number 1; S2's ids, sequence numbers and rooms add ~16 digits.
+const FRAME_BYTES: usize = 368;
+
+/// Frames per write for the batching steps.
+const BATCHES: &[usize] = &[1, 2, 4, 8, 16];
+
+/// What a group commit writes to the WAL: a few 4 KiB pages.
+const COMMIT_BYTES: usize = 16 * 1024;
+
+/// What the checkpoint copy writes once a second in the second disk step.
+const CHECKPOINT_BYTES: usize = 1024 * 1024;
+
+/// Pins the calling thread to one core.
+fn pin(core: usize) -> Result<()> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET and sched_setaffinity only
+    // read and write that local set.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(core, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            bail!(
+                "pinning a thread to core {core}: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// CPU seconds (user, system) of the calling thread.
+fn thread_cpu() -> (f64, f64) {
+    // SAFETY: getrusage writes one rusage struct, which we own.
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_THREAD, &mut ru);
+        ru
+    };
+    let s = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    (s(ru.ru_utime), s(ru.ru_stime))
+}
+
+struct NetStep {
+    batch: usize,
+    deliveries: u64,
+    user_us: f64,
+    sys_us: f64,
+    /// Deliveries per second actually written (the writer's own pace).
+    rate: f64,
+}
+
+impl NetStep {
+    fn per_delivery(&self) -> f64 {
+        self.user_us + self.sys_us
+    }
+}
+
+/// Readers on core 1: a current-thread runtime that reads every socket and counts bytes.
+fn readers(
+    addr: std::net::SocketAddr,
+    n: usize,
+    received: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    connected: std::sync::mpsc::SyncSender<Result<()>>,
+) {
+    let run = || -> Result<()> {
+        pin(1)?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(async {
+            let mut tasks = Vec::with_capacity(n);
+            for _ in 0..n {
+                let mut s = tokio::net::TcpStream::connect(addr).await?;
+                let received = received.clone();
+                tasks.push(tokio::spawn(async move {
+                    use tokio::io::AsyncReadExt as _;
+                    let mut buf = vec![0u8; 16 * 1024];
+                    while let Ok(k) = s.read(&mut buf).await {
+                        if k == 0 {
+                            break;
+                        }
+                        received.fetch_add(k as u64, Ordering::Relaxed);
+                    }
+                }));
+            }
+            connected.send(Ok(())).ok();
+            while !stop.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            for t in tasks {
+                t.abort();
+            }
+            Ok::<_, anyhow::Error>(())
+        })
+    };
+    if let Err(e) = run() {
+        connected.send(Err(e)).ok();
+    }
+}
+
+/// The network steps: `sockets` receivers, `rate` deliveries a second, `seconds` per step.
+fn net(sockets: usize, rate: f64, seconds: f64) -> Result<Vec<NetStep>> {
+    pin(0)?;
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let received = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let reader = {
+        let (received, stop) = (received.clone(), stop.clone());
+        std::thread::spawn(move || readers(addr, sockets, received, stop, tx))
+    };
+    let mut streams = Vec::with_capacity(sockets);
+    for _ in 0..sockets {
+        let (s, _) = listener.accept()?;
+        s.set_nodelay(true)?;
+        streams.push(s);
+    }
+    rx.recv().context("the reader thread stopped")??;
+
+    let frame = ws_frame(FRAME_BYTES);
+    let mut steps = Vec::new();
+    for &batch in BATCHES {
+        let buf: Vec<u8> = frame.repeat(batch);
+        let writes_per_s = rate / batch as f64;
+        let before = received.load(Ordering::Relaxed);
+        let (u0, s0) = thread_cpu();
+        let t0 = Instant::now();
+        let mut k: u64 = 0;
+        loop {
+            let elapsed = t0.elapsed().as_secs_f64();
+            let due = ((elapsed.min(seconds)) * writes_per_s) as u64;
+            while k < due {
+                let s: &mut TcpStream = &mut streams[(k % sockets as u64) as usize];
+                s.write_all(&buf)?;
+                k += 1;
+            }
+            if elapsed >= seconds {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let (u1, s1) = thread_cpu();
+        let took = t0.elapsed().as_secs_f64();
+        // Everything written must arrive before the next step starts.
+        let expected = before + k * buf.len() as u64;
+        let wait = Instant::now();
+        while received.load(Ordering::Relaxed) < expected {
+            if wait.elapsed() > Duration::from_secs(10) {
+                bail!("the readers did not receive every frame");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let deliveries = k * batch as u64;
+        steps.push(NetStep {
+            batch,
+            deliveries,
+            user_us: (u1 - u0) * 1e6 / deliveries as f64,
+            sys_us: (s1 - s0) * 1e6 / deliveries as f64,
+            rate: deliveries as f64 / took,
+        });
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    stop.store(true, Ordering::Relaxed);
+    drop(streams);
+    reader.join().ok();
+    Ok(steps)
+}
+
+/// A server-to-client WebSocket text frame (unmasked) of `total` bytes, header included.
+fn ws_frame(total: usize) -> Vec<u8> {
+    let len = total - 4;
+    let mut f = vec![0x81, 126, (len >> 8) as u8, len as u8];
+    f.extend(std::iter::repeat_n(b'x', len));
+    f
+}
+
+struct DiskStep {
+    commits: Latencies,
+    per_s: f64,
+}
+
+/// Appends and fdatasyncs a file in `dir` back to back for `seconds`, with or without a
+/// checkpoint-like writer beside it.
+fn disk(dir: &Path, seconds: f64, checkpoint: bool) -> Result<DiskStep> {
+    pin(0)?;
+    let wal_path = dir.join(".floor-wal");
+    let db_path = dir.join(".floor-db");
+    let wal = std::fs::File::create(&wal_path)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let copier = checkpoint.then(|| {
+        let stop = stop.clone();
+        let db_path = db_path.clone();
+        std::thread::spawn(move || -> std::io::Result<()> {
+            let mut db = std::fs::File::create(&db_path)?;
+            let block = vec![9u8; CHECKPOINT_BYTES];
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_secs(1));
+                db.write_all(&block)?;
+                db.sync_data()?;
+            }
+            Ok(())
+        })
+    });
+    let block = vec![7u8; COMMIT_BYTES];
+    // Like a WAL, the file is rewritten from the start once it reaches 4 MiB.
+    let wrap = 4 * 1024 * 1024 / COMMIT_BYTES as u64;
+    let mut times = Vec::new();
+    let t0 = Instant::now();
+    let mut i = 0u64;
+    while t0.elapsed().as_secs_f64() < seconds {
+        let t = Instant::now();
+        wal.write_all_at(&block, (i % wrap) * COMMIT_BYTES as u64)?;
+        wal.sync_data()?;
+        times.push(t.elapsed().as_micros() as u64);
+        i += 1;
+    }
+    let took = t0.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    if let Some(c) = copier {
+        c.join()
+            .map_err(|_| anyhow::anyhow!("checkpoint thread panicked"))??;
+    }
+    std::fs::remove_file(&wal_path).ok();
+    std::fs::remove_file(&db_path).ok();
+    Ok(DiskStep {
+        per_s: times.len() as f64 / took,
+        commits: Latencies::new(times),
+    })
+}
+
+/// Runs both probes (each on threads of its own, pinned) and prints their tables.
+pub fn run(a: &Args, dir: &Path) -> Result<Metrics> {
+    let sockets = a.rooms * a.members;
+    let rate = (a.rooms * a.members * a.members) as f64 * 1000.0 / a.interval_ms as f64;
+    let seconds = a.floor_seconds;
+    println!("== The machine's floor: no server, the kernel and the disk alone ==");
+    println!(
+        "network: one thread on core 0 writes {FRAME_BYTES}-byte frames to {sockets} loopback \
+         sockets (readers on core 1), {} deliveries/s, {seconds} s per step",
+        group(rate as i64)
+    );
+    let steps = std::thread::scope(|s| {
+        s.spawn(|| net(sockets, rate, seconds as f64))
+            .join()
+            .map_err(|_| anyhow::anyhow!("the network probe panicked"))?
+    })?;
+    println!(
+        "| frames per write | deliveries/s written | CPU per delivery µs (user + system) | \
+         wait added per frame at {} frames/s per socket, mean / worst |",
+        group((rate / sockets as f64) as i64)
+    );
+    println!("|---|---|---|---|");
+    let per_socket = rate / sockets as f64;
+    for st in &steps {
+        // Holding frames until `batch` are ready: the first waits for batch-1 more.
+        let worst = (st.batch - 1) as f64 * 1000.0 / per_socket;
+        println!(
+            "| {} | {} | {} ({} + {}) | {} / {} ms |",
+            st.batch,
+            group(st.rate as i64),
+            fmt(Some(st.per_delivery())),
+            fmt(Some(st.user_us)),
+            fmt(Some(st.sys_us)),
+            fmt(Some(worst / 2.0)),
+            fmt(Some(worst)),
+        );
+    }
+    let total: u64 = steps.iter().map(|s| s.deliveries).sum();
+    println!(
+        "({} deliveries in all, every byte received)",
+        group(total as i64)
+    );
+    println!();
+
+    println!(
+        "disk: one thread on core 0 writes {} KiB and fdatasyncs, back to back, {seconds} s \
+         per step, in {}",
+        COMMIT_BYTES / 1024,
+        dir.display()
+    );
+    println!("| beside it | commits/s | fdatasync p50 ms | p99 ms | max ms |");
+    println!("|---|---|---|---|---|");
+    let mut disk_steps = Vec::new();
+    for checkpoint in [false, true] {
+        let d = std::thread::scope(|s| {
+            s.spawn(|| disk(dir, seconds as f64, checkpoint))
+                .join()
+                .map_err(|_| anyhow::anyhow!("the disk probe panicked"))?
+        })?;
+        println!(
+            "| {} | {} | {} | {} | {} |",
+            if checkpoint {
+                "1 MiB written + fdatasync each second (a checkpoint)"
+            } else {
+                "nothing"
+            },
+            group(d.per_s as i64),
+            fmt(d.commits.ms(0.5)),
+            fmt(d.commits.ms(0.99)),
+            fmt(d.commits.max_ms()),
+        );
+        disk_steps.push(d);
+    }
+
+    let mut m = Metrics::default();
+    let one = steps.iter().find(|s| s.batch == 1);
+    m.add(
+        "floor.cpu_us_per_delivery",
+        "floor: kernel CPU per delivery, one write(2) per frame, no server (S2's budget: 3 µs)",
+        "µs",
+        one.map(NetStep::per_delivery),
+        Better::Lower,
+    );
+    let to_3us = steps.iter().find(|s| s.per_delivery() <= 3.0);
+    m.add(
+        "floor.batch_for_3us",
+        "floor: frames per write needed for 3 µs per delivery (none: not even at 16)",
+        "",
+        to_3us.map(|s| s.batch as f64),
+        Better::Neither,
+    );
+    m.add(
+        "floor.fsync_p99_ms",
+        "floor: fdatasync p99, disk alone (S4a's commit budget: 10 ms)",
+        "ms",
+        disk_steps[0].commits.ms(0.99),
+        Better::Lower,
+    );
+    m.add(
+        "floor.fsync_p99_checkpoint_ms",
+        "floor: fdatasync p99 beside a checkpoint-like writer",
+        "ms",
+        disk_steps[1].commits.ms(0.99),
+        Better::Lower,
+    );
+    Ok(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_have_the_length_their_header_gives() {
+        let f = ws_frame(FRAME_BYTES);
+        assert_eq!(f.len(), FRAME_BYTES);
+        assert_eq!(usize::from(f[2]) << 8 | usize::from(f[3]), FRAME_BYTES - 4);
+    }
+}
