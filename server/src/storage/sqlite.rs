@@ -1302,4 +1302,62 @@ mod tests {
             .expect("the writer waited, then stored");
         assert!(matches!(&outcomes[..], [ChangeOutcome::Stored(m)] if m.seq == 1));
     }
+
+    /// The WAL header's checkpoint sequence number: SQLite adds one each time the WAL starts
+    /// over from its beginning.
+    fn wal_restarts(dir: &Path) -> u32 {
+        let header = std::fs::read(dir.join("natter.db-wal")).unwrap_or_default();
+        header
+            .get(12..16)
+            .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_wal_starts_over_while_messages_keep_coming() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStorage::open(dir.path()).await.unwrap();
+        let alice = add_alice(&s).await;
+        let room = s
+            .create_room(NewRoom {
+                name: RoomName::parse("general").unwrap(),
+                topic: Topic::default(),
+                visibility: Visibility::Public,
+                owner: alice.id,
+                created_at: 1,
+            })
+            .await
+            .unwrap();
+        // Two senders keep the writer's queue full: it commits back to back, with no pause for
+        // the background checkpoint to land in, for three checkpoint intervals.
+        let before = wal_restarts(dir.path());
+        let until = std::time::Instant::now() + writer::CHECKPOINT_EVERY * 3;
+        let sender = |name: &'static str| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let mut n = 0;
+                while std::time::Instant::now() < until {
+                    let batch = (0..8)
+                        .map(|i| {
+                            n += 1;
+                            let id = format!("{name}-{n}-{i}");
+                            Change::Append(
+                                NewMessage::parse(room.id, alice.id, &id, "hi", None, vec![], 2)
+                                    .unwrap(),
+                            )
+                        })
+                        .collect();
+                    s.apply_changes(batch).await.unwrap();
+                }
+                n
+            })
+        };
+        let (a, b) = (sender("a"), sender("b"));
+        let sent = a.await.unwrap() + b.await.unwrap();
+        assert!(sent > 0);
+        // Without the writer's own checkpoint the WAL only ever grew while the load lasted.
+        assert!(
+            wal_restarts(dir.path()) > before,
+            "the WAL never started over"
+        );
+    }
 }

@@ -12,6 +12,8 @@
 //! a property of the file); it sets the same per-connection pragmas as the pool.
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use app::api::{Attachment, Message, Reaction};
@@ -32,14 +34,14 @@ const STATEMENT_CACHE: usize = 64;
 type Reply = oneshot::Sender<Result<Vec<ChangeOutcome>, StorageError>>;
 
 /// How often WAL pages are copied back into the database file (see [`checkpoints`]).
-const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+pub(super) const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
 /// A handle on the writer thread; the thread ends when the last handle is dropped.
 #[derive(Clone)]
 pub(super) struct Writer {
     jobs: mpsc::Sender<(Vec<Change>, Reply)>,
     /// Dropped with the last handle: stops the checkpoint thread.
-    _checkpoints: std::sync::Arc<std::sync::mpsc::SyncSender<()>>,
+    _checkpoints: Arc<std::sync::mpsc::SyncSender<()>>,
 }
 
 impl Writer {
@@ -47,19 +49,23 @@ impl Writer {
     pub(super) fn start(path: &Path) -> Result<Self, StorageError> {
         let mut conn = open(path)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-        let checkpoints = checkpoints(open(path)?)?;
+        let caught_up = Arc::new(AtomicBool::new(false));
+        let checkpoints = checkpoints(open(path)?, caught_up.clone())?;
         let (jobs, mut queue) = mpsc::channel::<(Vec<Change>, Reply)>(QUEUE);
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || {
                 while let Some((changes, reply)) = queue.blocking_recv() {
+                    if caught_up.swap(false, Ordering::AcqRel) {
+                        checkpoint(&conn, "by the writer");
+                    }
                     reply.send(apply(&mut conn, &changes)).ok();
                 }
             })
             .map_err(|e| corrupt(format!("starting the writer thread: {e}")))?;
         Ok(Self {
             jobs,
-            _checkpoints: std::sync::Arc::new(checkpoints),
+            _checkpoints: Arc::new(checkpoints),
         })
     }
 
@@ -124,9 +130,21 @@ fn retry_soon(tries: i32) -> bool {
 }
 
 /// Copies the WAL back into the database every [`CHECKPOINT_EVERY`] on a thread of its own
-/// (`PASSIVE`: it never blocks the writer or readers). Stops when the returned sender is
-/// dropped.
-fn checkpoints(conn: Connection) -> Result<std::sync::mpsc::SyncSender<()>, StorageError> {
+/// (`PASSIVE`: it never blocks the writer or readers), then sets `caught_up` for the writer.
+/// Stops when the returned sender is dropped.
+///
+/// Why the writer finishes the job: SQLite starts the WAL over from its beginning only when a
+/// write transaction begins with every frame copied back. Under steady traffic the writer
+/// always commits more while this thread copies, so that moment never came: in S2 (1,000
+/// messages a second) the WAL grew by ~21 MB a second for as long as the load lasted, and
+/// every commit appended to an ever longer file (docs/perf.md, seventh round). The writer
+/// therefore runs one more `PASSIVE` checkpoint before its next batch: it copies only what was
+/// committed during this one (milliseconds' worth), and with nothing committed in between,
+/// its next transaction starts the WAL over.
+fn checkpoints(
+    conn: Connection,
+    caught_up: Arc<AtomicBool>,
+) -> Result<std::sync::mpsc::SyncSender<()>, StorageError> {
     let (stop, stopped) = std::sync::mpsc::sync_channel::<()>(1);
     std::thread::Builder::new()
         .name("sqlite-checkpoint".into())
@@ -134,13 +152,39 @@ fn checkpoints(conn: Connection) -> Result<std::sync::mpsc::SyncSender<()>, Stor
             while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
                 stopped.recv_timeout(CHECKPOINT_EVERY)
             {
-                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                    tracing::warn!(error = %e, "WAL checkpoint failed");
+                if checkpoint(&conn, "in the background").is_some_and(|frames| frames > 0) {
+                    caught_up.store(true, Ordering::Release);
                 }
             }
         })
         .map_err(|e| corrupt(format!("starting the checkpoint thread: {e}")))?;
     Ok(stop)
+}
+
+/// A `PASSIVE` checkpoint on `conn`: the number of frames the WAL held, or `None` on failure
+/// (logged; the next one tries again).
+fn checkpoint(conn: &Connection, by: &'static str) -> Option<i64> {
+    let started = std::time::Instant::now();
+    // SQLite answers (busy, frames in the WAL, frames copied back).
+    let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+        Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+    });
+    match done {
+        Ok((frames, copied)) => {
+            tracing::debug!(
+                by,
+                frames,
+                copied,
+                micros = started.elapsed().as_micros() as u64,
+                "WAL checkpoint"
+            );
+            Some(frames)
+        }
+        Err(e) => {
+            tracing::warn!(by, error = %e, "WAL checkpoint failed");
+            None
+        }
+    }
 }
 
 /// Applies `changes` in one transaction: all or nothing.
