@@ -1,6 +1,6 @@
 //! The machine's floor: what the kernel and the disk cost with no server at all, measured the
 //! way the scenarios measure a server. Two budgets of issue 6 sit at or below what this machine
-//! can do, and this is the measurement that says so (docs/perf.md, "The machine's floor").
+//! can do, and this is the measurement that says so (docs/perf.md, seventh round).
 //!
 //! - **Network (S2's CPU per delivery).** One thread pinned to core 0, where the suite pins the
 //!   server, does nothing but `write(2)` WebSocket-sized frames to S2's 1,000 loopback TCP
@@ -12,12 +12,14 @@
 //!   spend per delivery if it writes each frame when it is ready. Then the same deliveries
 //!   with 2, 4, 8 and 16 frames per write: what batching would save, beside the wait it would
 //!   add at S2's rate of 20 frames a second per socket.
-//! - **Disk (S4a's commit p99).** One thread on core 0 appends 16 KiB (a group commit's WAL
-//!   pages) and `fdatasync`s, back to back, in the suite's work directory (the filesystem the
-//!   servers' databases are on): the latency of a durable commit on this disk with nothing
-//!   else running. Then again while a second thread writes 1 MiB to another file and
-//!   `fdatasync`s it once a second, as a WAL checkpoint does. A commit cannot be acknowledged
-//!   before its fsync returns, so a p99 here above 10 ms puts S4a's budget out of reach.
+//! - **Disk (S4a's commit p99).** One thread on core 0 writes 16 KiB (a group commit's WAL
+//!   pages; the file is reused from its start every 4 MiB, as a WAL is) and `fdatasync`s, back
+//!   to back, in the suite's work directory (the filesystem the servers' databases are on):
+//!   the latency of a durable commit on this disk with nothing else running. Then again while
+//!   a second thread writes 1 MiB to another file and `fdatasync`s it once a second, as a WAL
+//!   checkpoint does. A commit cannot be acknowledged before its fsync returns, so when the
+//!   fsync in progress at a random moment is slower than 10 ms for more than 1 % of the time,
+//!   S4a's commit p99 budget is out of reach in that window.
 
 use std::io::Write as _;
 use std::net::{TcpListener, TcpStream};
@@ -47,21 +49,22 @@ const COMMIT_BYTES: usize = 16 * 1024;
 /// What the checkpoint copy writes once a second in the second disk step.
 const CHECKPOINT_BYTES: usize = 1024 * 1024;
 
-/// Pins the calling thread to one core.
-fn pin(core: usize) -> Result<()> {
+/// Pins the calling thread to one core. On a machine without that core the thread runs
+/// unpinned, with a note: the numbers then include sharing a core with the readers.
+fn pin(core: usize) {
     // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET and sched_setaffinity only
     // read and write that local set.
-    unsafe {
+    let rc = unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
         libc::CPU_SET(core, &mut set);
-        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
-            bail!(
-                "pinning a thread to core {core}: {}",
-                std::io::Error::last_os_error()
-            );
-        }
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
+    };
+    if rc != 0 {
+        println!(
+            "note: could not pin a thread to core {core} ({}): running it unpinned",
+            std::io::Error::last_os_error()
+        );
     }
-    Ok(())
 }
 
 /// CPU seconds (user, system) of the calling thread.
@@ -100,7 +103,7 @@ fn readers(
     connected: std::sync::mpsc::SyncSender<Result<()>>,
 ) {
     let run = || -> Result<()> {
-        pin(1)?;
+        pin(1);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
@@ -137,7 +140,7 @@ fn readers(
 
 /// The network steps: `sockets` receivers, `rate` deliveries a second, `seconds` per step.
 fn net(sockets: usize, rate: f64, seconds: f64) -> Result<Vec<NetStep>> {
-    pin(0)?;
+    pin(0);
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
     let received = Arc::new(AtomicU64::new(0));
@@ -241,7 +244,7 @@ fn time_weighted_p99(times: &[u64]) -> f64 {
 /// Appends and fdatasyncs a file in `dir` back to back for `seconds`, with or without a
 /// checkpoint-like writer beside it.
 fn disk(dir: &Path, seconds: f64, checkpoint: bool) -> Result<DiskStep> {
-    pin(0)?;
+    pin(0);
     let wal_path = dir.join(".floor-wal");
     let db_path = dir.join(".floor-db");
     let wal = std::fs::File::create(&wal_path)?;
