@@ -1227,6 +1227,24 @@ mod tests {
         (s, alice)
     }
 
+    /// A database in a file (WAL, the writer's threads), alice, and her room.
+    async fn on_disk_with_a_room() -> (tempfile::TempDir, SqliteStorage, UserRecord, RoomRecord) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStorage::open(dir.path()).await.unwrap();
+        let alice = add_alice(&s).await;
+        let room = s
+            .create_room(NewRoom {
+                name: RoomName::parse("general").unwrap(),
+                topic: Topic::default(),
+                visibility: Visibility::Public,
+                owner: alice.id,
+                created_at: 1,
+            })
+            .await
+            .unwrap();
+        (dir, s, alice, room)
+    }
+
     #[tokio::test]
     async fn usernames_are_unique_whatever_the_case_in_the_database() {
         let (s, _) = storage_with_alice().await;
@@ -1269,19 +1287,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_message_waits_for_a_write_lock_held_by_another_connection() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = SqliteStorage::open(dir.path()).await.unwrap();
-        let alice = add_alice(&s).await;
-        let room = s
-            .create_room(NewRoom {
-                name: RoomName::parse("general").unwrap(),
-                topic: Topic::default(),
-                visibility: Visibility::Public,
-                owner: alice.id,
-                created_at: 1,
-            })
-            .await
-            .unwrap();
+        let (_dir, s, alice, room) = on_disk_with_a_room().await;
         // Another connection (a sign-in writing its session, say) holds the write lock.
         let mut other = s.pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
         sqlx::query("UPDATE users SET last_seen_at = 2 WHERE id = ?")
@@ -1314,19 +1320,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_wal_starts_over_while_messages_keep_coming() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = SqliteStorage::open(dir.path()).await.unwrap();
-        let alice = add_alice(&s).await;
-        let room = s
-            .create_room(NewRoom {
-                name: RoomName::parse("general").unwrap(),
-                topic: Topic::default(),
-                visibility: Visibility::Public,
-                owner: alice.id,
-                created_at: 1,
-            })
-            .await
-            .unwrap();
+        let (dir, s, alice, room) = on_disk_with_a_room().await;
         // Two senders keep the writer's queue full: it commits back to back, with no pause for
         // the background checkpoint to land in, for three checkpoint intervals.
         let before = wal_restarts(dir.path());
