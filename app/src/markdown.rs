@@ -121,7 +121,12 @@ pub fn is_safe_href(href: &str) -> bool {
 /// plain text (its parse is exactly [`plain`]), which then needs nothing beside `body`.
 #[cfg(any(feature = "ssr", test))]
 pub fn format(body: &str) -> Option<Vec<Node>> {
-    let nodes = parse(body);
+    formatted(body, parse(body))
+}
+
+/// [`format`] with `body`'s nodes already parsed.
+#[cfg(any(feature = "ssr", test))]
+pub fn formatted(body: &str, nodes: Vec<Node>) -> Option<Vec<Node>> {
     (nodes != plain(body)).then_some(nodes)
 }
 

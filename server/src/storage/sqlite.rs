@@ -173,6 +173,19 @@ fn to_json<T: serde::Serialize>(list: &[T]) -> Result<Option<String>, StorageErr
     serde_json::to_string(list).map(Some).map_err(corrupt)
 }
 
+/// How a message shows the one it quotes (`body`: the quoted message's whole body).
+fn reply_ref(id: i64, seq: i64, sender: i64, body: Option<&str>, deleted: bool) -> ReplyRef {
+    ReplyRef {
+        id: MessageId::new(id),
+        seq,
+        sender_id: UserId::new(sender),
+        excerpt: body
+            .map(|body| app::markdown::excerpt(&app::markdown::parse(body)))
+            .unwrap_or_default(),
+        deleted,
+    }
+}
+
 impl TryFrom<MessageRow> for Message {
     type Error = StorageError;
 
@@ -190,16 +203,13 @@ impl TryFrom<MessageRow> for Message {
             edited_at: row.edited_at,
             deleted: row.deleted_at.is_some(),
             reply_to: match (row.reply_id, row.reply_seq, row.reply_sender_id) {
-                (Some(id), Some(seq), Some(sender)) => Some(ReplyRef {
-                    id: MessageId::new(id),
+                (Some(id), Some(seq), Some(sender)) => Some(reply_ref(
+                    id,
                     seq,
-                    sender_id: UserId::new(sender),
-                    excerpt: row
-                        .reply_body
-                        .map(|body| app::markdown::excerpt(&app::markdown::parse(&body)))
-                        .unwrap_or_default(),
-                    deleted: row.reply_deleted_at.is_some(),
-                }),
+                    sender,
+                    row.reply_body.as_deref(),
+                    row.reply_deleted_at.is_some(),
+                )),
                 _ => None,
             },
             attachments: from_json(row.attachments.as_deref())?,
@@ -1307,6 +1317,61 @@ mod tests {
             .unwrap()
             .expect("the writer waited, then stored");
         assert!(matches!(&outcomes[..], [ChangeOutcome::Stored(m)] if m.seq == 1));
+    }
+
+    /// The writer builds a stored message from what it wrote instead of reading it back:
+    /// every field must still be what history reads (a reply, an attachment, formatting, a
+    /// mention, plain text).
+    #[tokio::test]
+    async fn a_stored_message_is_exactly_what_history_reads_back() {
+        let (_dir, s, alice, room) = on_disk_with_a_room().await;
+        let upload = UploadRecord {
+            id: "u1".into(),
+            owner_id: alice.id,
+            message_id: None,
+            room_id: None,
+            name: "cat.png".into(),
+            content_type: "image/png".into(),
+            kind: AttachmentKind::Image,
+            size: 1234,
+            stored_size: 2345,
+            width: Some(64),
+            height: Some(48),
+            created_at: 2,
+        };
+        assert!(s.create_upload(&upload, 1 << 20).await.unwrap());
+        let sends = [
+            ("c1", "plain words", None, vec![]),
+            (
+                "c2",
+                "**bold** for @alice and @nobody, see https://example.org",
+                None,
+                vec![],
+            ),
+            (
+                "c3",
+                "a reply with a picture",
+                Some(1),
+                vec!["u1".to_owned()],
+            ),
+        ];
+        let mut stored = Vec::new();
+        for (client_id, body, reply_to, attachments) in sends {
+            let quoted =
+                reply_to.map(|seq| stored.iter().find(|m: &&Message| m.seq == seq).unwrap().id);
+            let new = NewMessage::parse(room.id, alice.id, client_id, body, quoted, attachments, 3)
+                .unwrap();
+            let outcomes = s.apply_changes(vec![Change::Append(new)]).await.unwrap();
+            match outcomes.into_iter().next() {
+                Some(ChangeOutcome::Stored(m)) => stored.push(m),
+                other => panic!("not stored: {other:?}"),
+            }
+        }
+        assert!(stored[1].formatted.is_some() && stored[0].formatted.is_none());
+        assert_eq!(stored[2].reply_to.as_ref().map(|r| r.seq), Some(1));
+        assert_eq!(stored[2].attachments.len(), 1);
+        let history = s.read_messages_before(room.id, None, 10).await.unwrap();
+        assert_eq!(history, stored);
     }
 
     /// The WAL header's checkpoint sequence number: SQLite adds one each time the WAL starts

@@ -21,7 +21,7 @@ use app::domain::{MessageBody, MessageId, Role, RoomId, UserId};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior, params};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{MessageRow, UploadRow, corrupt, from_json, parse_role, to_json};
+use super::{MessageRow, UploadRow, corrupt, from_json, parse_role, reply_ref, to_json};
 use crate::storage::{
     Change, ChangeOutcome, MAX_REACTION_EMOJI, NewMessage, StorageError, UploadRecord,
 };
@@ -30,6 +30,8 @@ use crate::storage::{
 const QUEUE: usize = 4;
 /// Prepared statements kept per connection.
 const STATEMENT_CACHE: usize = 64;
+/// The writer's page cache, KiB.
+const WRITER_CACHE_KIB: u32 = 16 * 1024;
 
 type Reply = oneshot::Sender<Result<Vec<ChangeOutcome>, StorageError>>;
 
@@ -49,6 +51,11 @@ impl Writer {
     pub(super) fn start(path: &Path) -> Result<Self, StorageError> {
         let mut conn = open(path)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        // Every message touches a page of the sender's part of the idempotency index and one of
+        // its room's part of the sequence index: with SQLite's default 2 MiB, a few hundred
+        // active senders pushed those pages out and read them back at every message (S4a,
+        // docs/perf.md). Pages are taken as they are needed, up to this.
+        conn.execute_batch(&format!("PRAGMA cache_size = -{};", WRITER_CACHE_KIB))?;
         let caught_up = Arc::new(AtomicBool::new(false));
         let checkpoints = checkpoints(open(path)?, caught_up.clone())?;
         let (jobs, mut queue) = mpsc::channel::<(Vec<Change>, Reply)>(QUEUE);
@@ -223,42 +230,45 @@ fn apply(conn: &mut Connection, changes: &[Change]) -> Result<Vec<ChangeOutcome>
     Ok(outcomes)
 }
 
+/// A row of [`message_columns!`], read by position (in the macro's order): looking columns up
+/// by name costs a scan of the column names for each of the 17 (seen in `perf` during S4a).
 pub(super) fn message_row(r: &Row<'_>) -> rusqlite::Result<MessageRow> {
     Ok(MessageRow {
-        id: r.get("id")?,
-        room_id: r.get("room_id")?,
-        seq: r.get("seq")?,
-        sender_id: r.get("sender_id")?,
-        client_id: r.get("client_id")?,
-        body: r.get("body")?,
-        created_at: r.get("created_at")?,
-        rev: r.get("rev")?,
-        edited_at: r.get("edited_at")?,
-        deleted_at: r.get("deleted_at")?,
-        reactions: r.get("reactions")?,
-        attachments: r.get("attachments")?,
-        reply_id: r.get("reply_id")?,
-        reply_seq: r.get("reply_seq")?,
-        reply_sender_id: r.get("reply_sender_id")?,
-        reply_body: r.get("reply_body")?,
-        reply_deleted_at: r.get("reply_deleted_at")?,
+        id: r.get(0)?,
+        room_id: r.get(1)?,
+        seq: r.get(2)?,
+        sender_id: r.get(3)?,
+        client_id: r.get(4)?,
+        body: r.get(5)?,
+        created_at: r.get(6)?,
+        rev: r.get(7)?,
+        edited_at: r.get(8)?,
+        deleted_at: r.get(9)?,
+        reactions: r.get(10)?,
+        attachments: r.get(11)?,
+        reply_id: r.get(12)?,
+        reply_seq: r.get(13)?,
+        reply_sender_id: r.get(14)?,
+        reply_body: r.get(15)?,
+        reply_deleted_at: r.get(16)?,
     })
 }
 
+/// A row of [`upload_columns!`], read by position (in the macro's order).
 fn upload_row(r: &Row<'_>) -> rusqlite::Result<UploadRow> {
     Ok(UploadRow {
-        id: r.get("id")?,
-        owner_id: r.get("owner_id")?,
-        message_id: r.get("message_id")?,
-        room_id: r.get("room_id")?,
-        name: r.get("name")?,
-        content_type: r.get("content_type")?,
-        kind: r.get("kind")?,
-        size: r.get("size")?,
-        stored_size: r.get("stored_size")?,
-        width: r.get("width")?,
-        height: r.get("height")?,
-        created_at: r.get("created_at")?,
+        id: r.get(0)?,
+        owner_id: r.get(1)?,
+        message_id: r.get(2)?,
+        room_id: r.get(3)?,
+        name: r.get(4)?,
+        content_type: r.get(5)?,
+        kind: r.get(6)?,
+        size: r.get(7)?,
+        stored_size: r.get(8)?,
+        width: r.get(9)?,
+        height: r.get(10)?,
+        created_at: r.get(11)?,
     })
 }
 
@@ -290,10 +300,34 @@ fn read_role_in(
     role.as_deref().map(parse_role).transpose()
 }
 
-/// The room's next revision, taken.
-fn next_rev(conn: &Connection, room: RoomId) -> Result<i64, StorageError> {
+/// A room's counters: the sequence number of its messages, the revision of changes to them.
+#[derive(Clone, Copy)]
+enum Counter {
+    Seq,
+    Rev,
+}
+
+/// The room's next value of `counter`, taken.
+///
+/// An `UPDATE` and a `SELECT` rather than one `UPDATE ... RETURNING`: SQLite gathers returned
+/// rows in a temporary table, created and dropped with its own page cache at every call (seen
+/// in `perf` during S4a, where it ran for every message).
+fn take_next(conn: &Connection, counter: Counter, room: RoomId) -> Result<i64, StorageError> {
+    let (bump, read) = match counter {
+        Counter::Seq => (
+            "UPDATE rooms SET last_seq = last_seq + 1 WHERE id = ?",
+            "SELECT last_seq FROM rooms WHERE id = ?",
+        ),
+        Counter::Rev => (
+            "UPDATE rooms SET last_rev = last_rev + 1 WHERE id = ?",
+            "SELECT last_rev FROM rooms WHERE id = ?",
+        ),
+    };
+    if conn.prepare_cached(bump)?.execute(params![room.get()])? == 0 {
+        return Err(corrupt("a message's room vanished"));
+    }
     Ok(conn
-        .prepare_cached("UPDATE rooms SET last_rev = last_rev + 1 WHERE id = ? RETURNING last_rev")?
+        .prepare_cached(read)?
         .query_row(params![room.get()], |r| r.get(0))?)
 }
 
@@ -307,15 +341,15 @@ fn changed(conn: &Connection, room: RoomId, id: MessageId) -> Result<Message, St
 /// Most mentions recorded per message (the rest of a long list of names is just text).
 const MAX_MENTIONS: usize = 20;
 
-/// Records who `body` mentions among the room's members (never the author).
+/// Records who `names` (the usernames a body mentions) are among the room's members (never
+/// the author).
 fn record_mentions(
     conn: &Connection,
     room: RoomId,
     seq: i64,
     author: UserId,
-    body: &str,
+    mut names: Vec<String>,
 ) -> Result<(), StorageError> {
-    let mut names = app::markdown::mentions(body);
     names.sort();
     names.dedup();
     for name in names.iter().take(MAX_MENTIONS) {
@@ -355,11 +389,13 @@ fn append(conn: &Connection, new: &NewMessage) -> Result<ChangeOutcome, StorageE
     if read_role_in(conn, new.room_id, new.sender_id)?.is_none() {
         return Ok(ChangeOutcome::NotMember);
     }
-    if let Some(quoted) = new.reply_to
-        && read_message(conn, new.room_id, quoted)?.is_none()
-    {
-        return Ok(ChangeOutcome::NoSuchMessage);
-    }
+    let quoted = match new.reply_to {
+        Some(id) => match read_message(conn, new.room_id, id)? {
+            Some(row) => Some(row),
+            None => return Ok(ChangeOutcome::NoSuchMessage),
+        },
+        None => None,
+    };
     let mut attachments = Vec::with_capacity(new.attachments.len());
     for id in &new.attachments {
         let row = conn
@@ -377,30 +413,32 @@ fn append(conn: &Connection, new: &NewMessage) -> Result<ChangeOutcome, StorageE
             _ => return Ok(ChangeOutcome::BadAttachment),
         }
     }
-    let seq: i64 = conn
-        .prepare_cached("UPDATE rooms SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq")?
-        .query_row(params![new.room_id.get()], |r| r.get(0))?;
-    let id: i64 = conn
-        .prepare_cached(
-            "INSERT INTO messages (room_id, seq, sender_id, client_id, body, created_at, reply_to,
-                                   attachments)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-             RETURNING id",
-        )?
-        .query_row(
-            params![
-                new.room_id.get(),
-                seq,
-                new.sender_id.get(),
-                new.client_id.as_str(),
-                &new.body,
-                new.created_at,
-                new.reply_to.map(MessageId::get),
-                to_json(&attachments)?,
-            ],
-            |r| r.get(0),
-        )?;
-    record_mentions(conn, new.room_id, seq, new.sender_id, &new.body)?;
+    let seq = take_next(conn, Counter::Seq, new.room_id)?;
+    conn.prepare_cached(
+        "INSERT INTO messages (room_id, seq, sender_id, client_id, body, created_at, reply_to,
+                               attachments)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )?
+    .execute(params![
+        new.room_id.get(),
+        seq,
+        new.sender_id.get(),
+        new.client_id.as_str(),
+        &new.body,
+        new.created_at,
+        new.reply_to.map(MessageId::get),
+        to_json(&attachments)?,
+    ])?;
+    let id = conn.last_insert_rowid();
+    // One parse of the body serves the mentions and what clients are sent.
+    let nodes = app::markdown::parse(&new.body);
+    record_mentions(
+        conn,
+        new.room_id,
+        seq,
+        new.sender_id,
+        app::markdown::mentions_in(&nodes),
+    )?;
     // Writing in a room means having read it up to here.
     conn.prepare_cached(
         "UPDATE members SET last_read_seq = MAX(last_read_seq, ?) WHERE room_id = ? AND user_id = ?",
@@ -410,11 +448,32 @@ fn append(conn: &Connection, new: &NewMessage) -> Result<ChangeOutcome, StorageE
         conn.prepare_cached("UPDATE uploads SET message_id = ?, room_id = ? WHERE id = ?")?
             .execute(params![id, new.room_id.get(), &a.id])?;
     }
-    Ok(ChangeOutcome::Stored(changed(
-        conn,
-        new.room_id,
-        MessageId::new(id),
-    )?))
+    // The message as history will read it back (a test holds the two equal), built from what
+    // was just written instead of read again.
+    Ok(ChangeOutcome::Stored(Message {
+        id: MessageId::new(id),
+        room_id: new.room_id,
+        seq,
+        sender_id: new.sender_id,
+        client_id: new.client_id.clone(),
+        formatted: app::markdown::formatted(&new.body, nodes),
+        body: new.body.clone(),
+        created_at: new.created_at,
+        rev: 0,
+        edited_at: None,
+        deleted: false,
+        reply_to: quoted.map(|q| {
+            reply_ref(
+                q.id,
+                q.seq,
+                q.sender_id,
+                Some(&q.body),
+                q.deleted_at.is_some(),
+            )
+        }),
+        attachments,
+        reactions: Vec::new(),
+    }))
 }
 
 /// The message a change is about, with the actor's role: or why there is nothing to change
@@ -455,11 +514,17 @@ fn edit(
     if row.body == body.as_str() {
         return Ok(ChangeOutcome::Unchanged(row.try_into()?));
     }
-    let rev = next_rev(conn, room)?;
+    let rev = take_next(conn, Counter::Rev, room)?;
     conn.prepare_cached("UPDATE messages SET body = ?, edited_at = ?, rev = ? WHERE id = ?")?
         .execute(params![body.as_str(), at, rev, id.get()])?;
     forget_mentions(conn, room, row.seq)?;
-    record_mentions(conn, room, row.seq, editor, body.as_str())?;
+    record_mentions(
+        conn,
+        room,
+        row.seq,
+        editor,
+        app::markdown::mentions(body.as_str()),
+    )?;
     Ok(ChangeOutcome::Updated {
         message: changed(conn, room, id)?,
         removed_uploads: Vec::new(),
@@ -483,7 +548,7 @@ fn delete(
     if row.deleted_at.is_some() {
         return Ok(ChangeOutcome::Unchanged(row.try_into()?));
     }
-    let rev = next_rev(conn, room)?;
+    let rev = take_next(conn, Counter::Rev, room)?;
     conn.prepare_cached(
         "UPDATE messages
          SET body = '', deleted_at = ?, rev = ?, reactions = NULL, attachments = NULL
@@ -538,7 +603,7 @@ fn react(
         }
         (false, None) => return Ok(ChangeOutcome::Unchanged(row.try_into()?)),
     }
-    let rev = next_rev(conn, room)?;
+    let rev = take_next(conn, Counter::Rev, room)?;
     conn.prepare_cached("UPDATE messages SET reactions = ?, rev = ? WHERE id = ?")?
         .execute(params![to_json(&reactions)?, rev, id.get()])?;
     Ok(ChangeOutcome::Updated {
