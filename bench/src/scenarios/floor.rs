@@ -18,9 +18,10 @@
 //!   the latency of a durable commit on this disk with nothing else running. Then again while
 //!   a second thread writes 1 MiB to another file and `fdatasync`s it once a second, as a WAL
 //!   checkpoint does; and again with what S4a's checkpoint writes at 10,000 messages a second
-//!   (28 MiB of 4 KiB pages scattered over a 256 MiB file, in offset order). A commit cannot be acknowledged before its fsync returns, so when the
-//!   fsync in progress at a random moment is slower than 10 ms for more than 1 % of the time,
-//!   S4a's commit p99 budget is out of reach in that window.
+//!   (28 MiB of 4 KiB pages scattered over a 256 MiB file, in offset order). A commit cannot
+//!   be acknowledged before its fsync returns, so when the fsync in progress at a random
+//!   moment is slower than 10 ms for more than 1 % of the time, S4a's commit p99 budget is out
+//!   of reach in that window.
 
 use std::io::Write as _;
 use std::net::{TcpListener, TcpStream};
@@ -299,6 +300,7 @@ fn disk(dir: &Path, seconds: f64, beside: Beside) -> Result<DiskStep> {
     let copier = (!matches!(beside, Beside::Nothing)).then(|| {
         let stop = stop.clone();
         std::thread::spawn(move || -> std::io::Result<()> {
+            let block = vec![9u8; if let Beside::Block(b) = beside { b } else { 0 }];
             let page = vec![9u8; PAGE as usize];
             let mut seed = 0x9e37_79b9_7f4a_7c15u64;
             let mut end = 0u64;
@@ -306,9 +308,9 @@ fn disk(dir: &Path, seconds: f64, beside: Beside) -> Result<DiskStep> {
                 std::thread::sleep(Duration::from_secs(1));
                 match beside {
                     Beside::Nothing => {}
-                    Beside::Block(bytes) => {
-                        db.write_all_at(&vec![9u8; bytes], end)?;
-                        end += bytes as u64;
+                    Beside::Block(_) => {
+                        db.write_all_at(&block, end)?;
+                        end += block.len() as u64;
                     }
                     Beside::Pages(bytes) => {
                         let mut offsets: Vec<u64> = (0..bytes as u64 / PAGE)
