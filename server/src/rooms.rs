@@ -116,13 +116,7 @@ async fn entered(state: &AppState, room: RoomId, user: UserId) -> Result<RoomSum
         });
         state.hub.subscribe(room, &conn, None);
     }
-    if let Some(m) = state
-        .storage
-        .read_members(room)
-        .await?
-        .into_iter()
-        .find(|m| m.user.id == user)
-    {
+    if let Some(m) = state.storage.read_member(room, user).await? {
         let frame = ServerFrame::MemberJoined {
             room_id: room,
             member: member_of(state, m),
@@ -364,10 +358,8 @@ async fn invite(
     entered(&state, room, invitee.id).await?;
     let member = state
         .storage
-        .read_members(room)
+        .read_member(room, invitee.id)
         .await?
-        .into_iter()
-        .find(|m| m.user.id == invitee.id)
         .ok_or(ApiError::NotFound)?;
     Ok((StatusCode::CREATED, Json(member_of(&state, member))).into_response())
 }
@@ -440,10 +432,8 @@ async fn set_role(
     }
     let member = state
         .storage
-        .read_members(room)
+        .read_member(room, target)
         .await?
-        .into_iter()
-        .find(|m| m.user.id == target)
         .ok_or(ApiError::NotFound)?;
     let member = member_of(&state, member);
     for conn in state.hub.user_conns(target) {

@@ -371,6 +371,12 @@ pub trait Storage: Send + Sync + 'static {
         viewer: UserId,
     ) -> Result<Vec<PublicRoomRecord>, StorageError>;
     async fn read_members(&self, room: RoomId) -> Result<Vec<MemberRecord>, StorageError>;
+    /// One member of a room (`None`: not a member), without reading the others.
+    async fn read_member(
+        &self,
+        room: RoomId,
+        user: UserId,
+    ) -> Result<Option<MemberRecord>, StorageError>;
     async fn update_room(
         &self,
         id: RoomId,

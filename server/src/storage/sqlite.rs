@@ -142,6 +142,38 @@ struct MessageRow {
 
 /// Message columns, with the quoted message (if any) joined in: `FROM messages m LEFT JOIN
 /// messages r ON r.id = m.reply_to` (see `message_from!`).
+/// A room's members with what others may see of them (`?`: the room id).
+macro_rules! member_select {
+    () => {
+        "SELECT u.id, u.username, u.display_name, u.created_at, u.last_seen_at, m.role,
+                CASE WHEN u.share_receipts THEN m.last_read_seq END AS last_read_seq
+         FROM members m JOIN users u ON u.id = m.user_id
+         WHERE m.room_id = ?"
+    };
+}
+
+#[derive(FromRow)]
+struct MemberRow {
+    #[sqlx(flatten)]
+    user: UserRow,
+    role: String,
+    last_seen_at: Option<i64>,
+    last_read_seq: Option<i64>,
+}
+
+impl TryFrom<MemberRow> for MemberRecord {
+    type Error = StorageError;
+
+    fn try_from(row: MemberRow) -> Result<Self, Self::Error> {
+        Ok(MemberRecord {
+            user: row.user.try_into()?,
+            role: parse_role(&row.role)?,
+            last_seen_at: row.last_seen_at,
+            last_read_seq: row.last_read_seq,
+        })
+    }
+}
+
 macro_rules! message_columns {
     () => {
         "m.id, m.room_id, m.seq, m.sender_id, m.client_id, m.body, m.created_at,
@@ -819,34 +851,28 @@ impl Storage for SqliteStorage {
 
     #[tracing::instrument(skip_all, fields(room_id = %room))]
     async fn read_members(&self, room: RoomId) -> Result<Vec<MemberRecord>, StorageError> {
-        #[derive(FromRow)]
-        struct Row {
-            #[sqlx(flatten)]
-            user: UserRow,
-            role: String,
-            last_seen_at: Option<i64>,
-            last_read_seq: Option<i64>,
-        }
-        let rows: Vec<Row> = sqlx::query_as(
-            "SELECT u.id, u.username, u.display_name, u.created_at, u.last_seen_at, m.role,
-                    CASE WHEN u.share_receipts THEN m.last_read_seq END AS last_read_seq
-             FROM members m JOIN users u ON u.id = m.user_id
-             WHERE m.room_id = ?
-             ORDER BY u.username",
-        )
-        .bind(room.get())
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter()
-            .map(|row| {
-                Ok(MemberRecord {
-                    user: row.user.try_into()?,
-                    role: parse_role(&row.role)?,
-                    last_seen_at: row.last_seen_at,
-                    last_read_seq: row.last_read_seq,
-                })
-            })
-            .collect()
+        let rows: Vec<MemberRow> =
+            sqlx::query_as(concat!(member_select!(), " ORDER BY u.username"))
+                .bind(room.get())
+                .fetch_all(&self.pool)
+                .await?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    #[tracing::instrument(skip_all, fields(room_id = %room, user_id = %user))]
+    async fn read_member(
+        &self,
+        room: RoomId,
+        user: UserId,
+    ) -> Result<Option<MemberRecord>, StorageError> {
+        // The primary key (room_id, user_id): one row, however large the room.
+        let row: Option<MemberRow> =
+            sqlx::query_as(concat!(member_select!(), " AND m.user_id = ?"))
+                .bind(room.get())
+                .bind(user.get())
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(TryInto::try_into).transpose()
     }
 
     #[tracing::instrument(skip_all, fields(room_id = %id))]

@@ -144,6 +144,7 @@ async fn members_invite_others_to_private_rooms() {
     let bob = app.signup_ok(&bot(), "bob").await;
     let room = app.create_room(&alice, "secret", "private").await;
     app.post_message(&alice, room, "m1", "welcome").await;
+    let mut alice_ws = app.ws(&alice).await;
     let resp = app
         .authed(
             &alice,
@@ -153,6 +154,18 @@ async fn members_invite_others_to_private_rooms() {
         )
         .await;
     assert_eq!(resp.status(), StatusCode::CREATED);
+    // The answer and the room's other members are told about bob, not anyone else.
+    let invited: Value = resp.json().await.unwrap();
+    assert_eq!(
+        (
+            invited["user"]["username"].as_str(),
+            invited["role"].as_str()
+        ),
+        (Some("bob"), Some("member"))
+    );
+    let joined = alice_ws.recv("member_joined").await;
+    assert_eq!(joined["room_id"].as_i64(), Some(room));
+    assert_eq!(joined["member"]["user"]["username"], "bob");
     let page: Value = app.history(&bob, room, "").await.json().await.unwrap();
     assert_eq!(page["messages"][0]["body"], "welcome");
     let again = app
@@ -498,6 +511,11 @@ async fn the_owner_makes_admins_and_admins_moderate_members_but_not_each_other()
         )
         .await;
     assert_eq!(promoted.status(), StatusCode::OK);
+    let promoted: Value = promoted.json().await.unwrap();
+    assert_eq!(
+        (promoted["user"]["id"].as_i64(), promoted["role"].as_str()),
+        (Some(bob_id), Some("admin"))
+    );
     let changed = bob_ws.recv("role_changed").await;
     assert_eq!(
         (changed["room_id"].as_i64(), changed["role"].as_str()),
