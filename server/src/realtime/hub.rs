@@ -205,8 +205,10 @@ impl ConnHandle {
         self.shared.hidden.load(Ordering::Relaxed)
     }
 
+    /// Whether [`close`](Self::close) was called: an atomic load (the token's own check takes
+    /// a lock), cheap enough for every frame written.
     pub fn is_closing(&self) -> bool {
-        self.shared.token.is_cancelled()
+        self.shared.code.load(Ordering::Acquire) != 0
     }
 
     /// The close code and reason asked for, if any.

@@ -129,12 +129,23 @@ pub fn write_loop<C: CatchUp>(
     mut catch_up: C,
 ) -> impl Future<Output = ()> + Send {
     async move {
+        // One close signal for the whole loop, polled only when there is nothing to write or
+        // the socket is full: building and polling it for every frame (a lock each time) was
+        // ~3 % of a big room's broadcast (docs/perf.md, tenth round). In between, the close
+        // is seen by an atomic check.
+        let closed = conn.closed();
+        tokio::pin!(closed);
+        let mut popped = None;
         loop {
             let first = tokio::select! {
                 biased;
-                () = conn.closed() => break,
                 out = outbox.recv() => out,
+                () = &mut closed => break,
             };
+            if conn.is_closing() {
+                popped = Some(first);
+                break;
+            }
             let step = async {
                 feed(&mut sink, first, &mut catch_up).await?;
                 for _ in 0..WRITE_BATCH {
@@ -147,15 +158,16 @@ pub fn write_loop<C: CatchUp>(
             };
             tokio::select! {
                 biased;
-                () = conn.closed() => break,
                 done = step => if done.is_err() { return },
+                () = &mut closed => break,
             }
         }
         // Flush what was queued before the close (an error frame explaining it, say), briefly:
         // a peer that does not read gets its socket dropped instead.
         let (code, reason) = conn.close_reason().unwrap_or((code::NORMAL, ""));
         let drain = async {
-            while let Ok(out) = outbox.try_recv() {
+            let queued = std::iter::from_fn(|| popped.take().or_else(|| outbox.try_recv().ok()));
+            for out in queued {
                 if !matches!(out, Outgoing::CatchUp { .. } | Outgoing::Ping) {
                     feed(&mut sink, out, &mut catch_up).await?;
                 }
