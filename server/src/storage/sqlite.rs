@@ -140,8 +140,6 @@ struct MessageRow {
     reply_deleted_at: Option<i64>,
 }
 
-/// Message columns, with the quoted message (if any) joined in: `FROM messages m LEFT JOIN
-/// messages r ON r.id = m.reply_to` (see `message_from!`).
 /// A room's members with what others may see of them (`?`: the room id).
 macro_rules! member_select {
     () => {
@@ -174,6 +172,8 @@ impl TryFrom<MemberRow> for MemberRecord {
     }
 }
 
+/// Message columns, with the quoted message (if any) joined in: `FROM messages m LEFT JOIN
+/// messages r ON r.id = m.reply_to` (see `message_from!`).
 macro_rules! message_columns {
     () => {
         "m.id, m.room_id, m.seq, m.sender_id, m.client_id, m.body, m.created_at,
