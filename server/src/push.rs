@@ -76,7 +76,10 @@ struct Inner {
     vapid: PartialVapidSignatureBuilder,
     public_key: String,
     subject: String,
-    http: reqwest::Client,
+    /// Built on the first push, not at start: loading the system's root certificates costs
+    /// ~100 ms of CPU (half of the server's start to ready, docs/perf.md) and most servers
+    /// send no push in their first seconds, if ever.
+    http: tokio::sync::OnceCell<reqwest::Client>,
     allow_local: bool,
     queue: mpsc::Sender<Message>,
     sending: Arc<Semaphore>,
@@ -108,18 +111,13 @@ impl Pusher {
     ) -> anyhow::Result<Self> {
         let vapid = load_or_create_key(&data_dir.join(KEY_FILE))?;
         let public_key = URL_SAFE_NO_PAD.encode(vapid.get_public_key());
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .context("building the push HTTP client")?;
         let (queue, rx) = mpsc::channel(QUEUE);
         let pusher = Self {
             inner: Arc::new(Inner {
                 vapid,
                 public_key,
                 subject,
-                http,
+                http: tokio::sync::OnceCell::new(),
                 allow_local,
                 queue,
                 sending: Arc::new(Semaphore::new(CONCURRENCY)),
@@ -287,6 +285,25 @@ impl Pusher {
         Ok(())
     }
 
+    /// The HTTP client, built on first use on a blocking thread (it reads and parses the
+    /// system's root certificates).
+    async fn http(&self) -> anyhow::Result<&reqwest::Client> {
+        self.inner
+            .http
+            .get_or_try_init(|| async {
+                tokio::task::spawn_blocking(|| {
+                    reqwest::Client::builder()
+                        .timeout(Duration::from_secs(10))
+                        .redirect(reqwest::redirect::Policy::none())
+                        .build()
+                        .context("building the push HTTP client")
+                })
+                .await
+                .context("building the push HTTP client")?
+            })
+            .await
+    }
+
     /// Encrypts `payload` for `sub` and POSTs it to its push service.
     pub async fn send(
         &self,
@@ -308,8 +325,8 @@ impl Pusher {
         builder.set_urgency(Urgency::High);
         let message = builder.build()?;
         let mut request = self
-            .inner
-            .http
+            .http()
+            .await?
             .post(&sub.endpoint)
             .header("TTL", message.ttl.to_string());
         if let Some(urgency) = message.urgency {

@@ -97,8 +97,7 @@ impl Hasher {
                 .spawn(move || worker(&queue))
                 .context("starting a hashing thread")?;
         }
-        let mut blocks = Vec::new();
-        let dummy = hash_with(&mut blocks, "not a real password, only for timing")?;
+        let dummy = dummy_hash()?;
         Ok(Self {
             jobs,
             queue_timeout,
@@ -182,13 +181,30 @@ fn hash_with(blocks: &mut Vec<Block>, password: &str) -> anyhow::Result<String> 
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
         .hash_password_into_with_memory(password.as_bytes(), &salt, &mut out, &mut blocks[..])
         .map_err(|e| anyhow::anyhow!("argon2: {e}"))?;
-    let salt = SaltString::encode_b64(&salt).map_err(|e| anyhow::anyhow!("salt: {e}"))?;
+    phc_string(&params, &salt, &out)
+}
+
+/// What unknown usernames are verified against: our parameters, a random salt and a random
+/// output that no password hashes to. Verifying against it costs what verifying a real hash
+/// costs; making it costs nothing (hashing a dummy password at start took ~30 ms of the
+/// server's start to ready).
+fn dummy_hash() -> anyhow::Result<String> {
+    let mut salt = [0u8; 16];
+    let mut out = [0u8; OUTPUT_LEN];
+    getrandom::fill(&mut salt).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    getrandom::fill(&mut out).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    phc_string(&params(), &salt, &out)
+}
+
+/// The PHC string of an argon2id hash: algorithm, version, parameters, salt, output.
+fn phc_string(params: &Params, salt: &[u8], out: &[u8]) -> anyhow::Result<String> {
+    let salt = SaltString::encode_b64(salt).map_err(|e| anyhow::anyhow!("salt: {e}"))?;
     let phc = PasswordHash {
         algorithm: argon2::ARGON2ID_IDENT,
         version: Some(Version::V0x13.into()),
-        params: ParamsString::try_from(&params).map_err(|e| anyhow::anyhow!("params: {e}"))?,
+        params: ParamsString::try_from(params).map_err(|e| anyhow::anyhow!("params: {e}"))?,
         salt: Some(salt.as_salt()),
-        hash: Some(Output::new(&out).map_err(|e| anyhow::anyhow!("output: {e}"))?),
+        hash: Some(Output::new(out).map_err(|e| anyhow::anyhow!("output: {e}"))?),
     };
     Ok(phc.to_string())
 }
@@ -296,6 +312,23 @@ mod tests {
             classes.contains(&(Some("10".to_owned()), Some("5".to_owned()))),
             "hashing threads (nice, policy): {classes:?}"
         );
+    }
+
+    /// Unknown users are verified against the dummy hash, so it must cost what a real one
+    /// does: same algorithm, version, parameters and output length.
+    #[test]
+    fn the_dummy_hash_has_the_parameters_of_real_ones() {
+        let dummy = dummy_hash().unwrap();
+        let real = hash_with(&mut Vec::new(), "a long passphrase").unwrap();
+        let (dummy, real) = (
+            PasswordHash::new(&dummy).unwrap(),
+            PasswordHash::new(&real).unwrap(),
+        );
+        assert_eq!(dummy.algorithm, real.algorithm);
+        assert_eq!(dummy.version, real.version);
+        assert_eq!(dummy.params, real.params);
+        assert_eq!(dummy.hash.map(|h| h.len()), real.hash.map(|h| h.len()));
+        assert_eq!(dummy.salt.map(|s| s.len()), real.salt.map(|s| s.len()));
     }
 
     #[tokio::test]
