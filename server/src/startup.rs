@@ -151,6 +151,7 @@ impl Application {
         } = self;
         let shutdown = state.shutdown.clone();
         let tasks = state.tasks.clone();
+        let storage = state.storage.clone();
         tasks.spawn(sweep(state.clone(), shutdown.clone()));
         tasks.spawn(state.hub.clone().run_flusher(shutdown.clone()));
         let app = crate::web::router(state);
@@ -178,6 +179,8 @@ impl Application {
         shutdown.cancel();
         tasks.close();
         tasks.wait().await;
+        // Nothing writes any more: leave the database clean for the next start.
+        storage.close().await;
         Ok(())
     }
 }

@@ -483,4 +483,10 @@ pub trait Storage: Send + Sync + 'static {
     async fn read_upload_usage(&self, owner: UserId) -> Result<i64, StorageError>;
     /// Removes uploads created before `before` that no message uses; returns their ids.
     async fn delete_unused_uploads(&self, before: i64) -> Result<Vec<String>, StorageError>;
+
+    // --- lifecycle ---
+    /// Called once at shutdown, after the last request and socket have ended: leaves the
+    /// database clean (for SQLite: the WAL copied back and emptied, so the next start has
+    /// nothing to recover).
+    async fn close(&self);
 }

@@ -30,6 +30,8 @@ pub struct SqliteStorage {
     writer: writer::Writer,
     /// Runs the hot-path reads inline (see `sqlite_reader.rs`).
     readers: std::sync::Arc<reader::Readers>,
+    /// The database (a file, or a `file:` URI in tests).
+    path: std::path::PathBuf,
 }
 
 /// How long a connection waits for another's write lock before failing.
@@ -367,6 +369,7 @@ impl SqliteStorage {
             pool,
             writer,
             readers,
+            path: writer_path.to_owned(),
         })
     }
 }
@@ -444,7 +447,7 @@ impl Storage for SqliteStorage {
                      WHERE s.id = ? AND s.revoked_at IS NULL AND s.expires_at > ?",
                 )?
                 .query_row(rusqlite::params![session, now], |r| {
-                    Ok((reader::user_row(r)?, r.get::<_, bool>("share_receipts")?))
+                    Ok((reader::user_row(r, 0)?, r.get::<_, bool>(4)?))
                 })
                 .optional()?)
         })?;
@@ -765,33 +768,24 @@ impl Storage for SqliteStorage {
                    ON r.kind = 'dm' AND pm.room_id = r.id AND pm.user_id != m.user_id
                  LEFT JOIN users p ON p.id = pm.user_id
                  WHERE m.user_id = ?1 AND (?2 IS NULL OR r.id = ?2)
-                 ORDER BY r.id"
+                 ORDER BY m.room_id"
             ))?;
             let rows =
                 statement.query_map(rusqlite::params![user.get(), only.map(RoomId::get)], |r| {
-                    let peer = match (
-                        r.get::<_, Option<i64>>("peer_id")?,
-                        r.get::<_, Option<String>>("peer_username")?,
-                        r.get::<_, Option<String>>("peer_display_name")?,
-                    ) {
-                        (Some(id), Some(username), Some(display_name)) => Some(UserRow {
-                            id,
-                            username,
-                            display_name,
-                            created_at: r
-                                .get::<_, Option<i64>>("peer_created_at")?
-                                .unwrap_or_default(),
-                        }),
-                        _ => None,
+                    // By position (see `reader::user_row`): the room's seven columns, then
+                    // the membership's, the two counts and the DM peer.
+                    let peer = match r.get::<_, Option<i64>>(12)? {
+                        Some(_) => Some(reader::user_row(r, 12)?),
+                        None => None,
                     };
                     Ok(Row {
-                        room: reader::room_row(r)?,
-                        role: r.get("role")?,
-                        member_count: r.get("member_count")?,
+                        room: reader::room_row(r, 0)?,
+                        role: r.get(7)?,
+                        last_read_seq: r.get(8)?,
+                        muted: r.get(9)?,
+                        mentions: r.get(10)?,
+                        member_count: r.get(11)?,
                         peer,
-                        last_read_seq: r.get("last_read_seq")?,
-                        muted: r.get("muted")?,
-                        mentions: r.get("mentions")?,
                     })
                 })?;
             Ok(rows.collect::<Result<_, _>>()?)
@@ -1239,6 +1233,17 @@ impl Storage for SqliteStorage {
         .fetch_all(&self.pool)
         .await?)
     }
+
+    async fn close(&self) {
+        self.pool.close().await;
+        self.readers.close();
+        let path = self.path.clone();
+        match tokio::task::spawn_blocking(move || writer::empty_wal(&path)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = ?e, "could not empty the WAL at shutdown"),
+            Err(e) => tracing::warn!(error = %e, "could not empty the WAL at shutdown"),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -1400,13 +1405,66 @@ mod tests {
         assert_eq!(history, stored);
     }
 
-    /// The WAL header's checkpoint sequence number: SQLite adds one each time the WAL starts
-    /// over from its beginning.
-    fn wal_restarts(dir: &Path) -> u32 {
-        let header = std::fs::read(dir.join("natter.db-wal")).unwrap_or_default();
-        header
-            .get(12..16)
-            .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    /// Which WAL the database has: changes each time the WAL starts over from its beginning.
+    fn wal_generation(dir: &Path) -> Option<u32> {
+        writer::wal_generation(&dir.join("natter.db-wal"))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_wal_starts_over_while_other_writes_keep_coming() {
+        let (dir, s, _alice, room) = on_disk_with_a_room().await;
+        // Two tasks change the room's topic back to back (the pool's connections, not the
+        // message writer's) for longer than the WAL may go without starting over.
+        let before = wal_generation(dir.path());
+        let until =
+            std::time::Instant::now() + writer::CHECKPOINT_EVERY * (writer::STUCK_AFTER + 3);
+        let s = std::sync::Arc::new(s);
+        let editor = |name: &'static str| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let mut n = 0u32;
+                while std::time::Instant::now() < until {
+                    n += 1;
+                    let topic = Topic::parse(&format!("{name} {n}")).unwrap();
+                    s.update_room(room.id, None, Some(&topic)).await.unwrap();
+                }
+            })
+        };
+        let (a, b) = (editor("a"), editor("b"));
+        a.await.unwrap();
+        b.await.unwrap();
+        // One more write: a WAL emptied just now gets its new header.
+        let topic = Topic::parse("last").unwrap();
+        s.update_room(room.id, None, Some(&topic)).await.unwrap();
+        assert!(
+            wal_generation(dir.path()) != before,
+            "the WAL never started over"
+        );
+        // The database is whole: the last topic is the one read back.
+        let read = s.read_room(room.id).await.unwrap().unwrap();
+        assert_eq!(read.topic.as_str(), "last");
+    }
+
+    #[tokio::test]
+    async fn a_closed_database_leaves_no_wal_behind() {
+        let (dir, s, alice, room) = on_disk_with_a_room().await;
+        let message = NewMessage::parse(room.id, alice.id, "c1", "kept", None, vec![], 2).unwrap();
+        s.apply_changes(vec![Change::Append(message)])
+            .await
+            .unwrap();
+        let wal = dir.path().join("natter.db-wal");
+        assert!(std::fs::metadata(&wal).unwrap().len() > 0);
+        s.close().await;
+        drop(s);
+        assert_eq!(std::fs::metadata(&wal).map_or(0, |m| m.len()), 0);
+        // Everything is in the database file itself.
+        let reopened = SqliteStorage::open(dir.path()).await.unwrap();
+        let history = reopened
+            .read_messages_before(room.id, None, 10)
+            .await
+            .unwrap();
+        assert_eq!(history.len(), 1);
+        assert_eq!(history[0].body, "kept");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1414,7 +1472,7 @@ mod tests {
         let (dir, s, alice, room) = on_disk_with_a_room().await;
         // Two senders keep the writer's queue full: it commits back to back, with no pause for
         // the background checkpoint to land in, for three checkpoint intervals.
-        let before = wal_restarts(dir.path());
+        let before = wal_generation(dir.path());
         let until = std::time::Instant::now() + writer::CHECKPOINT_EVERY * 3;
         let sender = |name: &'static str| {
             let s = s.clone();
@@ -1441,7 +1499,7 @@ mod tests {
         assert!(sent > 0);
         // Without the writer's own checkpoint the WAL only ever grew while the load lasted.
         assert!(
-            wal_restarts(dir.path()) > before,
+            wal_generation(dir.path()) != before,
             "the WAL never started over"
         );
     }

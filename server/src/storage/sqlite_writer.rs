@@ -136,6 +136,13 @@ fn retry_soon(tries: i32) -> bool {
     true
 }
 
+/// Checkpoints in a row after which a WAL that has not started over is emptied (see
+/// [`checkpoints`]).
+pub(super) const STUCK_AFTER: u32 = 5;
+/// Frames (pages) a stuck WAL must hold before it is emptied: SQLite's own automatic
+/// checkpoint threshold, 4 MiB of 4 KiB pages.
+const STUCK_FRAMES: i64 = 1000;
+
 /// Copies the WAL back into the database every [`CHECKPOINT_EVERY`] on a thread of its own
 /// (`PASSIVE`: it never blocks the writer or readers), then sets `caught_up` for the writer.
 /// Stops when the returned sender is dropped.
@@ -148,24 +155,93 @@ fn retry_soon(tries: i32) -> bool {
 /// therefore runs one more `PASSIVE` checkpoint before its next batch: it copies only what was
 /// committed during this one (milliseconds' worth), and with nothing committed in between,
 /// its next transaction starts the WAL over.
+///
+/// Writes that are not messages (sign-ups, sessions, joins, read markers) go through other
+/// connections, which do not take that turn: under a steady stream of them the WAL never
+/// started over either (building the bench's 5,000-user fixture left a 99 MB WAL beside a 2 MB
+/// database, and every start after it read the whole WAL back: docs/perf.md, eleventh round).
+/// So when the WAL has not started over for [`STUCK_AFTER`] checkpoints in a row and holds more
+/// than [`STUCK_FRAMES`], this thread empties it with a `TRUNCATE` checkpoint: that one waits
+/// for the current writer and readers (the busy handler's short retries), copies the few
+/// frames the `PASSIVE` one left, and truncates the file.
 fn checkpoints(
     conn: Connection,
     caught_up: Arc<AtomicBool>,
 ) -> Result<std::sync::mpsc::SyncSender<()>, StorageError> {
     let (stop, stopped) = std::sync::mpsc::sync_channel::<()>(1);
+    let wal = wal_path(&conn);
     std::thread::Builder::new()
         .name("sqlite-checkpoint".into())
         .spawn(move || {
+            let mut generation = wal.as_deref().and_then(wal_generation);
+            let mut unchanged = 0;
             while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
                 stopped.recv_timeout(CHECKPOINT_EVERY)
             {
-                if checkpoint(&conn, "in the background").is_some_and(|frames| frames > 0) {
+                let frames = checkpoint(&conn, "in the background");
+                if frames.is_some_and(|frames| frames > 0) {
                     caught_up.store(true, Ordering::Release);
+                }
+                let now = wal.as_deref().and_then(wal_generation);
+                unchanged = if now == generation { unchanged + 1 } else { 0 };
+                generation = now;
+                if unchanged >= STUCK_AFTER && frames.is_some_and(|f| f > STUCK_FRAMES) {
+                    truncate(&conn, "the WAL had not started over");
+                    generation = wal.as_deref().and_then(wal_generation);
+                    unchanged = 0;
                 }
             }
         })
         .map_err(|e| corrupt(format!("starting the checkpoint thread: {e}")))?;
     Ok(stop)
+}
+
+/// The WAL file of `conn`'s main database (`None` for an in-memory one).
+fn wal_path(conn: &Connection) -> Option<std::path::PathBuf> {
+    conn.path()
+        .filter(|p| !p.is_empty())
+        .map(|p| std::path::PathBuf::from(format!("{p}-wal")))
+}
+
+/// Which WAL this is: its header's first salt, which SQLite adds one to each time the WAL
+/// starts over from its beginning, whichever connection restarts it (the header's checkpoint
+/// sequence number is counted per connection). `None` when there is no WAL or no header yet.
+pub(super) fn wal_generation(wal: &Path) -> Option<u32> {
+    use std::io::Read;
+    let mut header = [0u8; 20];
+    std::fs::File::open(wal)
+        .ok()?
+        .read_exact(&mut header)
+        .ok()?;
+    Some(u32::from_be_bytes([
+        header[16], header[17], header[18], header[19],
+    ]))
+}
+
+/// Copies every frame of the WAL back and empties it (`TRUNCATE`), waiting for the writer and
+/// for readers still in the WAL through the busy handler. Logged, never fatal: the WAL is as
+/// durable as the database, only longer.
+fn truncate(conn: &Connection, why: &'static str) {
+    let started = std::time::Instant::now();
+    match conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+        r.get::<_, i64>(0)
+    }) {
+        Ok(0) => tracing::info!(
+            why,
+            micros = started.elapsed().as_micros() as u64,
+            "WAL emptied"
+        ),
+        Ok(_) => tracing::warn!(why, "WAL not emptied: the database stayed busy"),
+        Err(e) => tracing::warn!(why, error = %e, "WAL not emptied"),
+    }
+}
+
+/// At shutdown, with nothing left to write: copies the WAL back and empties it, so that the next
+/// start has no WAL to read back (SQLite rebuilds its index from the whole file on open).
+pub(super) fn empty_wal(path: &Path) -> Result<(), StorageError> {
+    let conn = open(path)?;
+    truncate(&conn, "shutting down");
+    Ok(())
 }
 
 /// A `PASSIVE` checkpoint on `conn`: the number of frames the WAL held, or `None` on failure

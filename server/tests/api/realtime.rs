@@ -585,7 +585,7 @@ async fn connections_per_user_are_capped() {
 }
 
 #[tokio::test]
-async fn an_acked_message_survives_kill_9() {
+async fn an_acked_message_survives_kill_9_and_a_clean_stop_empties_the_wal() {
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
 
@@ -650,6 +650,29 @@ async fn an_acked_message_survives_kill_9() {
     server.kill().unwrap(); // SIGKILL, right after the ack
     server.wait().unwrap();
 
+    let (mut server, addr) = start();
+    let page: Value = client
+        .get(format!("http://{addr}/api/rooms/{room}/messages"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["messages"][0], sent["message"]);
+
+    // A clean stop (SIGTERM) copies the WAL back into the database file and empties it, so the
+    // next start has nothing to read back (docs/perf.md, eleventh round).
+    let wal = data.path().join("natter.db-wal");
+    assert!(std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0));
+    let term = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    assert!(server.wait().unwrap().success());
+    assert_eq!(std::fs::metadata(&wal).map_or(0, |m| m.len()), 0);
     let (mut server, addr) = start();
     let page: Value = client
         .get(format!("http://{addr}/api/rooms/{room}/messages"))
