@@ -759,7 +759,7 @@ impl Storage for SqliteStorage {
                     (SELECT COUNT(*) FROM mentions x
                      WHERE x.user_id = m.user_id AND x.room_id = r.id AND x.seq > m.last_read_seq)
                      AS mentions,
-                    (SELECT COUNT(*) FROM members c WHERE c.room_id = r.id) AS member_count,
+                    r.member_count,
                     p.id AS peer_id, p.username AS peer_username,
                     p.display_name AS peer_display_name, p.created_at AS peer_created_at
                  FROM members m
@@ -823,7 +823,7 @@ impl Storage for SqliteStorage {
             joined: bool,
         }
         let rows: Vec<Row> = sqlx::query_as(concat!("SELECT ", room_columns!(), ",
-                    (SELECT COUNT(*) FROM members c WHERE c.room_id = r.id) AS member_count,
+                    r.member_count,
                     EXISTS (SELECT 1 FROM members j WHERE j.room_id = r.id AND j.user_id = ?) AS joined
              FROM rooms r
              WHERE r.kind = 'room' AND r.visibility = 'public'

@@ -611,3 +611,79 @@ async fn posting_over_http_and_creating_rooms_are_rate_limited_per_user() {
     let page: Value = app.history(&alice, room, "").await.json().await.unwrap();
     assert_eq!(seqs(&page["messages"]), [1, 2, 3]);
 }
+
+/// A room's member count, in the member's room list and the public list, follows joins,
+/// repeated joins, invitations, kicks and leaves.
+#[tokio::test]
+async fn member_counts_follow_joins_and_departures() {
+    let app = spawn_app().await;
+    let alice = app.signup_ok(&bot(), "alice").await;
+    let bob = app.signup_ok(&bot(), "bob").await;
+    let carol = app.signup_ok(&bot(), "carol").await;
+    let room = app.create_room(&alice, "general", "public").await;
+    let counts = |token: String| {
+        let app = &app;
+        async move {
+            let mine: Value = app
+                .authed(&token, Method::GET, "/api/rooms", None)
+                .await
+                .json()
+                .await
+                .unwrap();
+            let public: Value = app
+                .authed(&token, Method::GET, "/api/rooms/public", None)
+                .await
+                .json()
+                .await
+                .unwrap();
+            let of = |list: &Value| {
+                list.as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|r| r["id"] == room)
+                    .map(|r| r["member_count"].clone())
+            };
+            (of(&mine), of(&public))
+        }
+    };
+    assert_eq!(
+        counts(alice.clone()).await,
+        (Some(json!(1)), Some(json!(1)))
+    );
+    assert_eq!(app.join(&bob, room).await.status(), StatusCode::OK);
+    assert_eq!(app.join(&bob, room).await.status(), StatusCode::OK);
+    assert_eq!(counts(bob.clone()).await, (Some(json!(2)), Some(json!(2))));
+    let carol_id = app.user_id(&carol).await;
+    let invited = app
+        .authed(
+            &alice,
+            Method::POST,
+            &format!("/api/rooms/{room}/members"),
+            Some(json!({"username": "carol"})),
+        )
+        .await;
+    assert!(invited.status().is_success(), "{}", invited.status());
+    assert_eq!(
+        counts(carol.clone()).await,
+        (Some(json!(3)), Some(json!(3)))
+    );
+    let kicked = app
+        .authed(
+            &alice,
+            Method::DELETE,
+            &format!("/api/rooms/{room}/members/{carol_id}"),
+            None,
+        )
+        .await;
+    assert!(kicked.status().is_success(), "{}", kicked.status());
+    let left = app
+        .authed(
+            &bob,
+            Method::POST,
+            &format!("/api/rooms/{room}/leave"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(left.status(), StatusCode::NO_CONTENT);
+    assert_eq!(counts(alice).await, (Some(json!(1)), Some(json!(1))));
+}
