@@ -142,6 +142,8 @@ pub(super) const STUCK_AFTER: u32 = 5;
 /// Frames (pages) a stuck WAL must hold before it is emptied: SQLite's own automatic
 /// checkpoint threshold, 4 MiB of 4 KiB pages.
 const STUCK_FRAMES: i64 = 1000;
+/// What a stuck WAL gets (see [`checkpoints`]).
+const STUCK_THEN: Then = Then::Restart;
 
 /// Copies the WAL back into the database every [`CHECKPOINT_EVERY`] on a thread of its own
 /// (`PASSIVE`: it never blocks the writer or readers), then sets `caught_up` for the writer.
@@ -161,9 +163,12 @@ const STUCK_FRAMES: i64 = 1000;
 /// started over either (building the bench's 5,000-user fixture left a 99 MB WAL beside a 2 MB
 /// database, and every start after it read the whole WAL back: docs/perf.md, eleventh round).
 /// So when the WAL has not started over for [`STUCK_AFTER`] checkpoints in a row and holds more
-/// than [`STUCK_FRAMES`], this thread empties it with a `TRUNCATE` checkpoint: that one waits
-/// for the current writer and readers (the busy handler's short retries), copies the few
-/// frames the `PASSIVE` one left, and truncates the file.
+/// than [`STUCK_FRAMES`], this thread runs a `RESTART` checkpoint: it waits for the current
+/// writer and for readers still in the WAL (the busy handler's short retries), copies the few
+/// frames the `PASSIVE` one left, and the next write starts the WAL over. Not `TRUNCATE`:
+/// cutting a WAL of tens of megabytes held the write lock for ~96 ms where `RESTART` took
+/// ~2 ms (5,000 sign-ups and their rooms, one run each: docs/perf.md, eleventh round); the file
+/// keeps its size and is emptied at shutdown.
 fn checkpoints(
     conn: Connection,
     caught_up: Arc<AtomicBool>,
@@ -186,7 +191,7 @@ fn checkpoints(
                 unchanged = if now == generation { unchanged + 1 } else { 0 };
                 generation = now;
                 if unchanged >= STUCK_AFTER && frames.is_some_and(|f| f > STUCK_FRAMES) {
-                    truncate(&conn, "the WAL had not started over");
+                    start_over(&conn, STUCK_THEN, "the WAL had not started over");
                     generation = wal.as_deref().and_then(wal_generation);
                     unchanged = 0;
                 }
@@ -218,21 +223,33 @@ pub(super) fn wal_generation(wal: &Path) -> Option<u32> {
     ]))
 }
 
-/// Copies every frame of the WAL back and empties it (`TRUNCATE`), waiting for the writer and
-/// for readers still in the WAL through the busy handler. Logged, never fatal: the WAL is as
-/// durable as the database, only longer.
-fn truncate(conn: &Connection, why: &'static str) {
+/// How a full checkpoint ends (see [`start_over`]).
+#[derive(Debug, Clone, Copy)]
+enum Then {
+    /// The next write starts the WAL over from its beginning; the file keeps its size.
+    Restart,
+    /// The file is also cut to zero bytes.
+    Truncate,
+}
+
+/// Copies every frame of the WAL back (waiting for the writer and for readers still in the
+/// WAL, through the busy handler) so that the WAL starts over, and with [`Then::Truncate`]
+/// empties the file. Logged, never fatal: the WAL is as durable as the database, only longer.
+fn start_over(conn: &Connection, then: Then, why: &'static str) {
     let started = std::time::Instant::now();
-    match conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-        r.get::<_, i64>(0)
-    }) {
+    let sql = match then {
+        Then::Restart => "PRAGMA wal_checkpoint(RESTART)",
+        Then::Truncate => "PRAGMA wal_checkpoint(TRUNCATE)",
+    };
+    match conn.query_row(sql, [], |r| r.get::<_, i64>(0)) {
         Ok(0) => tracing::info!(
             why,
+            ?then,
             micros = started.elapsed().as_micros() as u64,
-            "WAL emptied"
+            "WAL started over"
         ),
-        Ok(_) => tracing::warn!(why, "WAL not emptied: the database stayed busy"),
-        Err(e) => tracing::warn!(why, error = %e, "WAL not emptied"),
+        Ok(_) => tracing::warn!(why, "WAL not started over: the database stayed busy"),
+        Err(e) => tracing::warn!(why, error = %e, "WAL not started over"),
     }
 }
 
@@ -240,7 +257,7 @@ fn truncate(conn: &Connection, why: &'static str) {
 /// start has no WAL to read back (SQLite rebuilds its index from the whole file on open).
 pub(super) fn empty_wal(path: &Path) -> Result<(), StorageError> {
     let conn = open(path)?;
-    truncate(&conn, "shutting down");
+    start_over(&conn, Then::Truncate, "shutting down");
     Ok(())
 }
 
