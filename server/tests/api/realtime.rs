@@ -651,16 +651,23 @@ async fn an_acked_message_survives_kill_9_and_a_clean_stop_empties_the_wal() {
     server.wait().unwrap();
 
     let (mut server, addr) = start();
-    let page: Value = client
-        .get(format!("http://{addr}/api/rooms/{room}/messages"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(page["messages"][0], sent["message"]);
+    // The room's newest message, as a client reads it from the server at `addr`.
+    let newest = |addr: String| {
+        let (client, token) = (&client, &token);
+        async move {
+            let page: Value = client
+                .get(format!("http://{addr}/api/rooms/{room}/messages"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            page["messages"][0].clone()
+        }
+    };
+    assert_eq!(newest(addr).await, sent["message"]);
 
     // A clean stop (SIGTERM) copies the WAL back into the database file and empties it, so the
     // next start has nothing to read back (docs/perf.md, eleventh round).
@@ -674,16 +681,7 @@ async fn an_acked_message_survives_kill_9_and_a_clean_stop_empties_the_wal() {
     assert!(server.wait().unwrap().success());
     assert_eq!(std::fs::metadata(&wal).map_or(0, |m| m.len()), 0);
     let (mut server, addr) = start();
-    let page: Value = client
-        .get(format!("http://{addr}/api/rooms/{room}/messages"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(page["messages"][0], sent["message"]);
+    assert_eq!(newest(addr).await, sent["message"]);
     server.kill().unwrap();
     server.wait().unwrap();
 }
