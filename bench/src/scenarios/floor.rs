@@ -1,6 +1,6 @@
 //! The machine's floor: what the kernel and the disk cost with no server at all, measured the
-//! way the scenarios measure a server. Two budgets of issue 6 sit at or below what this machine
-//! can do, and this is the measurement that says so (docs/perf.md, seventh round).
+//! way the scenarios measure a server. Some budgets of issue 6 sit at or below what this machine
+//! can do, and this is the measurement that says so (docs/perf.md, seventh and twelfth rounds).
 //!
 //! - **Network (S2's CPU per delivery).** One thread pinned to core 0, where the suite pins the
 //!   server, does nothing but `write(2)` WebSocket-sized frames to S2's 1,000 loopback TCP
@@ -12,6 +12,16 @@
 //!   spend per delivery if it writes each frame when it is ready. Then the same deliveries
 //!   with 2, 4, 8 and 16 frames per write: what batching would save, beside the wait it would
 //!   add at S2's rate of 20 frames a second per socket.
+//! - **Connections (S1's connect rate).** One thread on core 0 serves S1's 5,000 WebSocket
+//!   connections one after another with tungstenite and nothing else: accept, the upgrade, read
+//!   one frame, write one the size of Natter's `ready`. Its CPU per connection is what the
+//!   kernel's TCP handshake and a WebSocket library cost before any authentication, database
+//!   or presence: the least CPU a connect + auth can cost a server.
+//! - **Broadcast (S3's broadcast p99).** The same thread writes one frame to each of S3's
+//!   5,000 loopback sockets in turn, back to back, as a server on one core must when a message
+//!   reaches a big room; readers on core 1 note when each frame arrives. The arrival p99 is the
+//!   least a broadcast's p99 can be with one write per reader, before a server does anything of
+//!   its own (S3's latency also holds the message's commit, which comes first).
 //! - **Disk (S4a's commit p99).** One thread on core 0 writes 16 KiB (a group commit's WAL
 //!   pages; the file is reused from its start every 4 MiB, as a WAL is) and `fdatasync`s, back
 //!   to back, in the suite's work directory (the filesystem the servers' databases are on):
@@ -41,6 +51,13 @@ use crate::report::{Better, Latencies, Metrics, fmt, group};
 /// "sender_id":…,"client_id":…,"body":…,"created_at":…,"rev":0}}`). Read off the wire: 348
 /// bytes of JSON with every number 1; S2's ids, sequence numbers and rooms add ~16 digits.
 const FRAME_BYTES: usize = 368;
+
+/// The `ready` frame of the connect step: about what Natter answers an S1 user's `hello`
+/// with (the user and two rooms).
+const READY_BYTES: usize = 600;
+
+/// Broadcasts in the S3 step.
+const BROADCASTS: usize = 10;
 
 /// Frames per write for the batching steps.
 const BATCHES: &[usize] = &[1, 2, 4, 8, 16];
@@ -246,6 +263,235 @@ fn net(sockets: usize, rate: f64, seconds: f64) -> Result<Vec<NetStep>> {
     Ok(steps)
 }
 
+/// S3's floor: one frame to each of `sockets` sockets in turn, back to back, `rounds` times.
+struct BroadcastStep {
+    /// From the first write's start to each frame's arrival at its reader, µs.
+    arrivals: Latencies,
+    /// The writing thread's CPU per write (user + system, the loopback receive path included).
+    cpu_us_per_write: f64,
+    /// Wall time of one broadcast's writes, mean.
+    writes_ms: f64,
+}
+
+/// Readers on core 1 that note when each frame arrives: µs from the start of the broadcast
+/// it belongs to (`started`, ns since `base`). Each reader returns its times when its socket
+/// closes.
+fn timed_readers(
+    addr: std::net::SocketAddr,
+    n: usize,
+    base: Instant,
+    started: Arc<AtomicU64>,
+    received: Arc<AtomicU64>,
+    connected: std::sync::mpsc::SyncSender<Result<()>>,
+) -> Result<Vec<u64>> {
+    pin(1);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let mut tasks = Vec::with_capacity(n);
+        for _ in 0..n {
+            let mut s = match tokio::net::TcpStream::connect(addr).await {
+                Ok(s) => s,
+                Err(e) => {
+                    connected.send(Err(e.into())).ok();
+                    bail!("connecting failed");
+                }
+            };
+            let (started, received) = (started.clone(), received.clone());
+            tasks.push(tokio::spawn(async move {
+                use tokio::io::AsyncReadExt as _;
+                let mut buf = vec![0u8; 4096];
+                let mut times = Vec::new();
+                let mut partial = 0;
+                while let Ok(k) = s.read(&mut buf).await {
+                    if k == 0 {
+                        break;
+                    }
+                    let now = base.elapsed().as_nanos() as u64;
+                    partial += k;
+                    while partial >= FRAME_BYTES {
+                        partial -= FRAME_BYTES;
+                        let from = started.load(Ordering::Acquire);
+                        times.push(now.saturating_sub(from) / 1000);
+                    }
+                    received.fetch_add(k as u64, Ordering::Release);
+                }
+                times
+            }));
+        }
+        connected.send(Ok(())).ok();
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await?);
+        }
+        Ok(all)
+    })
+}
+
+/// S3's broadcast with nothing but the writes: one thread on core 0 writes one frame to each
+/// of `sockets` loopback sockets in turn, `rounds` times (each after the last has arrived).
+fn broadcast(sockets: usize, rounds: usize) -> Result<BroadcastStep> {
+    pin(0);
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let base = Instant::now();
+    let started = Arc::new(AtomicU64::new(0));
+    let received = Arc::new(AtomicU64::new(0));
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let reader = {
+        let (started, received) = (started.clone(), received.clone());
+        std::thread::spawn(move || timed_readers(addr, sockets, base, started, received, tx))
+    };
+    let mut streams = Vec::with_capacity(sockets);
+    for _ in 0..sockets {
+        let (s, _) = listener.accept()?;
+        s.set_nodelay(true)?;
+        streams.push(s);
+    }
+    rx.recv().context("the reader thread stopped")??;
+    let frame = ws_frame(FRAME_BYTES);
+    let (mut cpu, mut wall) = (0.0, 0.0);
+    for _ in 0..rounds {
+        std::thread::sleep(Duration::from_millis(200));
+        let expected = received.load(Ordering::Acquire) + (sockets * frame.len()) as u64;
+        let (u0, s0) = thread_cpu();
+        let t0 = Instant::now();
+        started.store(base.elapsed().as_nanos() as u64, Ordering::Release);
+        for s in &mut streams {
+            s.write_all(&frame)?;
+        }
+        wall += t0.elapsed().as_secs_f64();
+        let (u1, s1) = thread_cpu();
+        cpu += (u1 - u0) + (s1 - s0);
+        let wait = Instant::now();
+        while received.load(Ordering::Acquire) < expected {
+            if wait.elapsed() > Duration::from_secs(10) {
+                bail!("the readers did not receive every frame");
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    drop(streams);
+    let times = reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("the reader thread panicked"))??;
+    let writes = (sockets * rounds) as f64;
+    Ok(BroadcastStep {
+        arrivals: Latencies::new(times),
+        cpu_us_per_write: cpu * 1e6 / writes,
+        writes_ms: wall * 1e3 / rounds as f64,
+    })
+}
+
+/// S1's floor: WebSocket connections to a server that does nothing else.
+struct ConnectStep {
+    /// The serving thread's CPU per connection (user + system).
+    cpu_us: f64,
+    /// Connections a second it served (one at a time: this includes its waits for the peer).
+    rate: f64,
+}
+
+/// Natter's socket buffers (`server/src/realtime/socket.rs`): tungstenite's default 128 KiB
+/// read buffer is a fresh `mmap` per socket, zeroed page by page, which doubled what a
+/// connection cost here.
+fn small_buffers() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(1024)
+        .write_buffer_size(4 * 1024)
+}
+
+/// Clients on core 1: `n` connections, `concurrency` at a time, each a WebSocket handshake,
+/// one frame sent (the `hello`) and one read (the `ready`); all kept open until every one is
+/// done.
+fn connecting_clients(addr: std::net::SocketAddr, n: usize, concurrency: usize) -> Result<()> {
+    use futures_util::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::Message;
+    pin(1);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let gate = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
+        let mut tasks = Vec::with_capacity(n);
+        for _ in 0..n {
+            let gate = gate.clone();
+            tasks.push(tokio::spawn(async move {
+                let _permit = gate.acquire_owned().await?;
+                let stream = tokio::net::TcpStream::connect(addr).await?;
+                stream.set_nodelay(true)?;
+                let (mut ws, _) = tokio_tungstenite::client_async_with_config(
+                    format!("ws://{addr}/ws"),
+                    stream,
+                    Some(small_buffers()),
+                )
+                .await?;
+                ws.send(Message::text(r#"{"type":"hello","resume":[]}"#))
+                    .await?;
+                match ws.next().await {
+                    Some(Ok(_)) => Ok::<_, anyhow::Error>(ws),
+                    _ => bail!("no answer to hello"),
+                }
+            }));
+        }
+        let mut open = Vec::with_capacity(n);
+        for t in tasks {
+            open.push(t.await??);
+        }
+        Ok(())
+    })
+}
+
+/// One thread on core 0 serves `n` WebSocket connections one after another: accept, the
+/// upgrade (tungstenite's), read one frame, write one [`READY_BYTES`] frame, keep the socket.
+fn connections(n: usize, concurrency: usize) -> Result<ConnectStep> {
+    use tokio_tungstenite::tungstenite::{self, Message};
+    pin(0);
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let clients = std::thread::spawn(move || connecting_clients(addr, n, concurrency));
+    let ready = "x".repeat(READY_BYTES);
+    let mut kept = Vec::with_capacity(n);
+    let (u0, s0) = thread_cpu();
+    let t0 = Instant::now();
+    // Not blocking on `accept`, so that clients that fail cannot leave this thread waiting.
+    listener.set_nonblocking(true)?;
+    while kept.len() < n {
+        let s = match listener.accept() {
+            Ok((s, _)) => s,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if clients.is_finished() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_micros(100));
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        s.set_nonblocking(false)?;
+        s.set_nodelay(true)?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+        let mut ws = tungstenite::accept_with_config(s, Some(small_buffers()))
+            .map_err(|e| anyhow::anyhow!("the upgrade: {e}"))?;
+        ws.read()?;
+        ws.send(Message::text(ready.as_str()))?;
+        kept.push(ws);
+    }
+    let took = t0.elapsed().as_secs_f64();
+    let (u1, s1) = thread_cpu();
+    clients
+        .join()
+        .map_err(|_| anyhow::anyhow!("the client thread panicked"))??;
+    if kept.len() < n {
+        bail!("{} of {n} connections were served", kept.len());
+    }
+    drop(kept);
+    Ok(ConnectStep {
+        cpu_us: ((u1 - u0) + (s1 - s0)) * 1e6 / n as f64,
+        rate: n as f64 / took,
+    })
+}
+
 /// A server-to-client WebSocket text frame (unmasked) of `total` bytes, header included.
 fn ws_frame(total: usize) -> Vec<u8> {
     let len = total - 4;
@@ -405,6 +651,54 @@ pub fn run(a: &Args, dir: &Path) -> Result<Metrics> {
     );
     println!();
 
+    let conns = a.connections;
+    println!(
+        "connections (S1): one thread on core 0 serves {} WebSocket connections, one at a time \
+         (accept, upgrade, read a hello, write a {READY_BYTES}-byte frame), clients on core 1, \
+         {} in flight",
+        group(conns as i64),
+        a.connect_concurrency
+    );
+    let cs = std::thread::scope(|s| {
+        s.spawn(|| connections(conns, a.connect_concurrency))
+            .join()
+            .map_err(|_| anyhow::anyhow!("the connection probe panicked"))?
+    })?;
+    println!("| CPU per connection µs | connections/s served | connections/s if CPU-bound |");
+    println!("|---|---|---|");
+    println!(
+        "| {} | {} | {} |",
+        fmt(Some(cs.cpu_us)),
+        group(cs.rate as i64),
+        group((1e6 / cs.cpu_us.max(1e-9)) as i64)
+    );
+    println!();
+
+    let big = a.big_room;
+    println!(
+        "broadcast (S3): one thread on core 0 writes one {FRAME_BYTES}-byte frame to each of {} \
+         loopback sockets in turn (readers on core 1 note each arrival), {BROADCASTS} times",
+        group(big as i64)
+    );
+    let bc = std::thread::scope(|s| {
+        s.spawn(|| broadcast(big, BROADCASTS))
+            .join()
+            .map_err(|_| anyhow::anyhow!("the broadcast probe panicked"))?
+    })?;
+    println!(
+        "| writes of one broadcast, ms | CPU per write µs | arrival p50 ms | p99 ms | max ms |"
+    );
+    println!("|---|---|---|---|---|");
+    println!(
+        "| {} | {} | {} | {} | {} |",
+        fmt(Some(bc.writes_ms)),
+        fmt(Some(bc.cpu_us_per_write)),
+        fmt(bc.arrivals.ms(0.5)),
+        fmt(bc.arrivals.ms(0.99)),
+        fmt(bc.arrivals.max_ms()),
+    );
+    println!();
+
     println!(
         "disk: one thread on core 0 writes {} KiB and fdatasyncs, back to back, {seconds} s \
          per step, in {}",
@@ -450,6 +744,27 @@ pub fn run(a: &Args, dir: &Path) -> Result<Metrics> {
         "",
         to_3us.map(|s| s.batch as f64),
         Better::Neither,
+    );
+    m.add(
+        "floor.connect_cpu_us",
+        "floor: server CPU per WebSocket connection (upgrade, one frame each way), no application (S1's budget: 200 µs, 5,000/s)",
+        "µs",
+        Some(cs.cpu_us),
+        Better::Lower,
+    );
+    m.add(
+        "floor.broadcast_p99_ms",
+        "floor: S3's broadcast as one write(2) per socket, no server, arrival p99 (S3's budget: 100 ms, with the commit before it)",
+        "ms",
+        bc.arrivals.ms(0.99),
+        Better::Lower,
+    );
+    m.add(
+        "floor.broadcast_cpu_us_per_write",
+        "floor: kernel CPU per write of that broadcast",
+        "µs",
+        Some(bc.cpu_us_per_write),
+        Better::Lower,
     );
     m.add(
         "floor.fsync_p99_ms",
