@@ -80,6 +80,32 @@ macro_rules! room_columns {
     };
 }
 
+/// A user's rooms (`?1`; all of them, or only `?2`) with their membership, unread mentions,
+/// member count and, for a DM, the other person.
+///
+/// The DM peer's join seeks `members` with the room id only for a DM (`CASE`): written as
+/// `ON r.kind = 'dm' AND pm.room_id = r.id`, SQLite walked every member of a group room and
+/// tested the kind on each, so every `hello` read each of the user's rooms whole (480 µs
+/// instead of 30 µs for a member of a 5,000-member room, docs/perf.md twelfth round).
+const MEMBERSHIPS: &str = concat!(
+    "SELECT ",
+    room_columns!(),
+    ", m.role, m.last_read_seq, m.muted,
+        (SELECT COUNT(*) FROM mentions x
+         WHERE x.user_id = m.user_id AND x.room_id = r.id AND x.seq > m.last_read_seq)
+         AS mentions,
+        r.member_count,
+        p.id AS peer_id, p.username AS peer_username,
+        p.display_name AS peer_display_name, p.created_at AS peer_created_at
+     FROM members m
+     JOIN rooms r ON r.id = m.room_id
+     LEFT JOIN members pm
+       ON pm.room_id = CASE WHEN r.kind = 'dm' THEN r.id END AND pm.user_id != m.user_id
+     LEFT JOIN users p ON p.id = pm.user_id
+     WHERE m.user_id = ?1 AND (?2 IS NULL OR r.id = ?2)
+     ORDER BY m.room_id"
+);
+
 impl TryFrom<RoomRow> for RoomRecord {
     type Error = StorageError;
 
@@ -752,24 +778,7 @@ impl Storage for SqliteStorage {
             mentions: i64,
         }
         let rows: Vec<Row> = self.readers.with(|conn| {
-            let mut statement = conn.prepare_cached(concat!(
-                "SELECT ",
-                room_columns!(),
-                ", m.role, m.last_read_seq, m.muted,
-                    (SELECT COUNT(*) FROM mentions x
-                     WHERE x.user_id = m.user_id AND x.room_id = r.id AND x.seq > m.last_read_seq)
-                     AS mentions,
-                    r.member_count,
-                    p.id AS peer_id, p.username AS peer_username,
-                    p.display_name AS peer_display_name, p.created_at AS peer_created_at
-                 FROM members m
-                 JOIN rooms r ON r.id = m.room_id
-                 LEFT JOIN members pm
-                   ON r.kind = 'dm' AND pm.room_id = r.id AND pm.user_id != m.user_id
-                 LEFT JOIN users p ON p.id = pm.user_id
-                 WHERE m.user_id = ?1 AND (?2 IS NULL OR r.id = ?2)
-                 ORDER BY m.room_id"
-            ))?;
+            let mut statement = conn.prepare_cached(MEMBERSHIPS)?;
             let rows =
                 statement.query_map(rusqlite::params![user.get(), only.map(RoomId::get)], |r| {
                     // By position (see `reader::user_row`): the room's seven columns, then
@@ -1284,6 +1293,67 @@ mod tests {
             .await
             .unwrap();
         (dir, s, alice, room)
+    }
+
+    /// SQLite's VM steps to list `user`'s rooms (the room list of a `hello`): how much of the
+    /// database the query walks, counted, not timed.
+    fn membership_steps(s: &SqliteStorage, user: UserId) -> i32 {
+        s.readers
+            .with(|conn| {
+                let mut statement = conn.prepare(MEMBERSHIPS)?;
+                let rows = statement
+                    .query_map(rusqlite::params![user.get(), None::<i64>], |_| Ok(()))?
+                    .count();
+                assert_eq!(rows, 2, "alice's room and her DM");
+                Ok(statement.get_status(rusqlite::StatementStatus::VmStep))
+            })
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn listing_a_users_rooms_reads_no_more_when_a_room_grows() {
+        let (_dir, s, alice, room) = on_disk_with_a_room().await;
+        let bob = s
+            .create_user(NewUser {
+                username: Username::parse("bob").unwrap(),
+                display_name: DisplayName::parse("Bob").unwrap(),
+                password_hash: "hash".into(),
+                created_at: 1,
+            })
+            .await
+            .unwrap();
+        let (dm, _) = s.create_or_read_dm(alice.id, bob.id, 1).await.unwrap();
+        let small = membership_steps(&s, alice.id);
+        sqlx::query(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500)
+             INSERT INTO users (username, display_name, password_hash, created_at)
+             SELECT 'member' || i, 'Member', 'hash', 1 FROM n",
+        )
+        .execute(&s.pool)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO members (room_id, user_id, role, joined_at)
+             SELECT ?, id, 'member', 1 FROM users WHERE username LIKE 'member%'",
+        )
+        .bind(room.id.get())
+        .execute(&s.pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            membership_steps(&s, alice.id),
+            small,
+            "a room's 500 new members were read to list it"
+        );
+        let list = s.read_memberships(alice.id, None).await.unwrap();
+        let peer = |id| {
+            let m = list.iter().find(|m| m.room.id == id).unwrap();
+            m.peer.as_ref().map(|p| p.id)
+        };
+        assert_eq!(peer(dm.id), Some(bob.id));
+        assert_eq!(peer(room.id), None);
+        let group = list.iter().find(|m| m.room.id == room.id).unwrap();
+        assert_eq!(group.member_count, 501);
     }
 
     #[tokio::test]
