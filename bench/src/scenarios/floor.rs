@@ -150,15 +150,32 @@ impl NetStep {
     }
 }
 
-/// Readers on core 1: a current-thread runtime that reads every socket and counts bytes.
-fn readers(
-    addr: std::net::SocketAddr,
+/// When each frame arrives, for the readers that note it: µs after the moment in `started`
+/// (ns since `base`), which the writer sets as it starts a broadcast.
+#[derive(Clone)]
+struct Arrivals {
+    base: Instant,
+    started: Arc<AtomicU64>,
+}
+
+/// The readers' thread: the arrival times it noted, once every socket has closed.
+type ReaderThread = std::thread::JoinHandle<Result<Vec<u64>>>;
+
+/// `n` loopback TCP connections: the accepted ends (`TCP_NODELAY`, as Natter's) for the
+/// calling thread to write, and a reader thread on core 1 (a current-thread runtime, one task
+/// a socket) that counts the bytes that arrive in `received` until the written ends are
+/// dropped. With `arrivals`, the readers also note each [`FRAME_BYTES`] frame's arrival; the
+/// thread returns those times.
+fn loopback(
     n: usize,
-    received: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
-    connected: std::sync::mpsc::SyncSender<Result<()>>,
-) {
-    let run = || -> Result<()> {
+    received: &Arc<AtomicU64>,
+    arrivals: Option<Arrivals>,
+) -> Result<(Vec<TcpStream>, ReaderThread)> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let (connected, ready) = std::sync::mpsc::sync_channel::<Result<()>>(1);
+    let received = received.clone();
+    let reader = std::thread::spawn(move || -> Result<Vec<u64>> {
         pin(1);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -166,54 +183,60 @@ fn readers(
         rt.block_on(async {
             let mut tasks = Vec::with_capacity(n);
             for _ in 0..n {
-                let mut s = tokio::net::TcpStream::connect(addr).await?;
-                let received = received.clone();
+                let mut s = match tokio::net::TcpStream::connect(addr).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        connected.send(Err(e.into())).ok();
+                        bail!("connecting failed");
+                    }
+                };
+                let (received, arrivals) = (received.clone(), arrivals.clone());
                 tasks.push(tokio::spawn(async move {
                     use tokio::io::AsyncReadExt as _;
                     let mut buf = vec![0u8; 16 * 1024];
+                    let mut times = Vec::new();
+                    let mut partial = 0;
                     while let Ok(k) = s.read(&mut buf).await {
                         if k == 0 {
                             break;
                         }
-                        received.fetch_add(k as u64, Ordering::Relaxed);
+                        if let Some(a) = &arrivals {
+                            let now = a.base.elapsed().as_nanos() as u64;
+                            partial += k;
+                            while partial >= FRAME_BYTES {
+                                partial -= FRAME_BYTES;
+                                let from = a.started.load(Ordering::Acquire);
+                                times.push(now.saturating_sub(from) / 1000);
+                            }
+                        }
+                        received.fetch_add(k as u64, Ordering::Release);
                     }
+                    times
                 }));
             }
             connected.send(Ok(())).ok();
-            while !stop.load(Ordering::Relaxed) {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+            let mut all = Vec::new();
             for t in tasks {
-                t.abort();
+                all.extend(t.await?);
             }
-            Ok::<_, anyhow::Error>(())
+            Ok(all)
         })
-    };
-    if let Err(e) = run() {
-        connected.send(Err(e)).ok();
+    });
+    let mut streams = Vec::with_capacity(n);
+    for _ in 0..n {
+        let (s, _) = listener.accept()?;
+        s.set_nodelay(true)?;
+        streams.push(s);
     }
+    ready.recv().context("the reader thread stopped")??;
+    Ok((streams, reader))
 }
 
 /// The network steps: `sockets` receivers, `rate` deliveries a second, `seconds` per step.
 fn net(sockets: usize, rate: f64, seconds: f64) -> Result<Vec<NetStep>> {
     pin(0);
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    let addr = listener.local_addr()?;
     let received = Arc::new(AtomicU64::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let (tx, rx) = std::sync::mpsc::sync_channel(1);
-    let reader = {
-        let (received, stop) = (received.clone(), stop.clone());
-        std::thread::spawn(move || readers(addr, sockets, received, stop, tx))
-    };
-    let mut streams = Vec::with_capacity(sockets);
-    for _ in 0..sockets {
-        let (s, _) = listener.accept()?;
-        s.set_nodelay(true)?;
-        streams.push(s);
-    }
-    rx.recv().context("the reader thread stopped")??;
-
+    let (mut streams, reader) = loopback(sockets, &received, None)?;
     let frame = ws_frame(FRAME_BYTES);
     let mut steps = Vec::new();
     for &batch in BATCHES {
@@ -257,9 +280,10 @@ fn net(sockets: usize, rate: f64, seconds: f64) -> Result<Vec<NetStep>> {
         });
         std::thread::sleep(Duration::from_millis(300));
     }
-    stop.store(true, Ordering::Relaxed);
     drop(streams);
-    reader.join().ok();
+    reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("the reader thread panicked"))??;
     Ok(steps)
 }
 
@@ -273,83 +297,18 @@ struct BroadcastStep {
     writes_ms: f64,
 }
 
-/// Readers on core 1 that note when each frame arrives: µs from the start of the broadcast
-/// it belongs to (`started`, ns since `base`). Each reader returns its times when its socket
-/// closes.
-fn timed_readers(
-    addr: std::net::SocketAddr,
-    n: usize,
-    base: Instant,
-    started: Arc<AtomicU64>,
-    received: Arc<AtomicU64>,
-    connected: std::sync::mpsc::SyncSender<Result<()>>,
-) -> Result<Vec<u64>> {
-    pin(1);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(async {
-        let mut tasks = Vec::with_capacity(n);
-        for _ in 0..n {
-            let mut s = match tokio::net::TcpStream::connect(addr).await {
-                Ok(s) => s,
-                Err(e) => {
-                    connected.send(Err(e.into())).ok();
-                    bail!("connecting failed");
-                }
-            };
-            let (started, received) = (started.clone(), received.clone());
-            tasks.push(tokio::spawn(async move {
-                use tokio::io::AsyncReadExt as _;
-                let mut buf = vec![0u8; 4096];
-                let mut times = Vec::new();
-                let mut partial = 0;
-                while let Ok(k) = s.read(&mut buf).await {
-                    if k == 0 {
-                        break;
-                    }
-                    let now = base.elapsed().as_nanos() as u64;
-                    partial += k;
-                    while partial >= FRAME_BYTES {
-                        partial -= FRAME_BYTES;
-                        let from = started.load(Ordering::Acquire);
-                        times.push(now.saturating_sub(from) / 1000);
-                    }
-                    received.fetch_add(k as u64, Ordering::Release);
-                }
-                times
-            }));
-        }
-        connected.send(Ok(())).ok();
-        let mut all = Vec::new();
-        for t in tasks {
-            all.extend(t.await?);
-        }
-        Ok(all)
-    })
-}
-
 /// S3's broadcast with nothing but the writes: one thread on core 0 writes one frame to each
 /// of `sockets` loopback sockets in turn, `rounds` times (each after the last has arrived).
 fn broadcast(sockets: usize, rounds: usize) -> Result<BroadcastStep> {
     pin(0);
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    let addr = listener.local_addr()?;
     let base = Instant::now();
     let started = Arc::new(AtomicU64::new(0));
     let received = Arc::new(AtomicU64::new(0));
-    let (tx, rx) = std::sync::mpsc::sync_channel(1);
-    let reader = {
-        let (started, received) = (started.clone(), received.clone());
-        std::thread::spawn(move || timed_readers(addr, sockets, base, started, received, tx))
+    let arrivals = Arrivals {
+        base,
+        started: started.clone(),
     };
-    let mut streams = Vec::with_capacity(sockets);
-    for _ in 0..sockets {
-        let (s, _) = listener.accept()?;
-        s.set_nodelay(true)?;
-        streams.push(s);
-    }
-    rx.recv().context("the reader thread stopped")??;
+    let (mut streams, reader) = loopback(sockets, &received, Some(arrivals))?;
     let frame = ws_frame(FRAME_BYTES);
     let (mut cpu, mut wall) = (0.0, 0.0);
     for _ in 0..rounds {
