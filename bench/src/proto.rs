@@ -4,8 +4,9 @@
 //! `2` ping / `3` pong). Speaking socket.io from the same Rust client, rather than running a
 //! Node load client, keeps the client side of both measurements identical.
 //!
-//! Every message a scenario sends carries a client id `<tag>-<conn>-<n>` (tag: the run step,
-//! conn: the sending socket, n: its counter) and a body that starts with the send time in
+//! Every message a scenario sends carries a client id `<ms>-<tag>-<conn>-<n>` (ms: the send
+//! time in unix milliseconds, in hex, as Natter's web client begins its ids; tag: the run step;
+//! conn: the sending socket; n: its counter) and a body that starts with the send time in
 //! microseconds since the generator started. A delivery is decoded into a 64-bit key
 //! `(conn << 32) | n` and a latency, without allocating: at 100,000 deliveries a second the
 //! generator's parsing is what limits the measurement.
@@ -53,14 +54,14 @@ impl Target {
 
     /// The `send` frame for message `n` of socket `conn` in step `tag`.
     pub fn send_frame(self, room: i64, tag: u32, conn: u32, n: u32, body: &str) -> String {
+        let client_id = format!("{:x}-{tag:x}-{conn}-{n}", unix_ms());
         match self {
             Self::Natter => json!({"type": "send", "room_id": room,
-                "client_id": format!("{tag:x}-{conn}-{n}"), "body": body})
+                "client_id": client_id, "body": body})
             .to_string(),
             Self::Baseline => format!(
                 "42{n}{}",
-                json!(["send", {"room": room, "client_id": format!("{tag:x}-{conn}-{n}"),
-                    "body": body}])
+                json!(["send", {"room": room, "client_id": client_id, "body": body}])
             ),
         }
     }
@@ -103,8 +104,15 @@ pub enum Event {
     Other,
 }
 
+/// Now in unix milliseconds (0 if the clock is before 1970).
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 fn key_of(client_id: &str, tag: u32) -> Option<u64> {
-    let mut parts = client_id.split('-');
+    let mut parts = client_id.split('-').skip(1);
     let t = u32::from_str_radix(parts.next()?, 16).ok()?;
     let conn: u64 = parts.next()?.parse().ok()?;
     let n: u64 = parts.next()?.parse().ok()?;
@@ -364,7 +372,7 @@ mod tests {
 
     #[test]
     fn natter_deliveries_decode_to_key_room_and_latency() {
-        let f = r#"{"type":"message","message":{"id":9,"room_id":7,"seq":3,"sender_id":2,"client_id":"1f-4-12","body":"1000 xxx","created_at":1,"rev":0}}"#;
+        let f = r#"{"type":"message","message":{"id":9,"room_id":7,"seq":3,"sender_id":2,"client_id":"19ac6f1e0a1-1f-4-12","body":"1000 xxx","created_at":1,"rev":0}}"#;
         assert_eq!(
             Target::Natter.decode(f, 0, 0x1f, 1500),
             Event::Message {
@@ -375,18 +383,27 @@ mod tests {
         );
         // Another step's message is not counted.
         assert_eq!(Target::Natter.decode(f, 0, 0x20, 1500), Event::Other);
-        let s = r#"{"type":"sent","client_id":"1f-4-12","message":{}}"#;
+        let s = r#"{"type":"sent","client_id":"19ac6f1e0a1-1f-4-12","message":{}}"#;
         assert_eq!(
             Target::Natter.decode(s, 4, 0x1f, 0),
             Event::Sent {
                 key: (4 << 32) | 12
             }
         );
+        // What the generator sends decodes back to its key; ids begin with the time.
+        let sent: Value = serde_json::from_str(&Target::Natter.send_frame(7, 0x1f, 4, 12, "b"))
+            .expect("a send frame is JSON");
+        let id = sent["client_id"].as_str().expect("a client id");
+        assert_eq!(key_of(id, 0x1f), Some((4 << 32) | 12));
+        assert!(
+            id.split('-').next().is_some_and(|ms| ms.len() == 11),
+            "{id}"
+        );
     }
 
     #[test]
     fn socket_io_packets_decode_like_natter_frames() {
-        let f = r#"42["message",{"id":9,"room":7,"sender":"2","client_id":"a-1-2","body":"10 x","created_at":1}]"#;
+        let f = r#"42["message",{"id":9,"room":7,"sender":"2","client_id":"19ac6f1e0a1-a-1-2","body":"10 x","created_at":1}]"#;
         assert_eq!(
             Target::Baseline.decode(f, 0, 0xa, 15),
             Event::Message {
