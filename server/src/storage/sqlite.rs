@@ -1356,6 +1356,212 @@ mod tests {
         assert_eq!(group.member_count, 501);
     }
 
+    /// Adds `n` users (`sender0`...) to `room`, each with `earlier` messages already stored
+    /// there, and returns their ids.
+    async fn senders_with_history(
+        s: &SqliteStorage,
+        room: RoomId,
+        n: i64,
+        earlier: i64,
+    ) -> Vec<UserId> {
+        sqlx::query(
+            "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < ? - 1)
+             INSERT INTO users (username, display_name, password_hash, created_at)
+             SELECT 'sender' || i, 'Sender', 'hash', 1 FROM n",
+        )
+        .bind(n)
+        .execute(&s.pool)
+        .await
+        .unwrap();
+        let ids: Vec<i64> =
+            sqlx::query_scalar("SELECT id FROM users WHERE username LIKE 'sender%' ORDER BY id")
+                .fetch_all(&s.pool)
+                .await
+                .unwrap();
+        sqlx::query(
+            "INSERT INTO members (room_id, user_id, role, joined_at)
+             SELECT ?, id, 'member', 1 FROM users WHERE username LIKE 'sender%'",
+        )
+        .bind(room.get())
+        .execute(&s.pool)
+        .await
+        .unwrap();
+        // Ids shaped like the web client's (`<unix ms in hex>-<random>`), a second apart.
+        sqlx::query(
+            "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < ? - 1)
+             INSERT INTO messages (room_id, seq, sender_id, client_id, body, created_at)
+             SELECT ?, i + 1, (SELECT id FROM users WHERE username = 'sender' || (i % ?)),
+                    printf('%011x-%016x', 1700000000000 + i * 1000, abs(random())), 'hi', 1
+             FROM n",
+        )
+        .bind(n * earlier)
+        .bind(room.get())
+        .bind(n)
+        .execute(&s.pool)
+        .await
+        .unwrap();
+        sqlx::query("UPDATE rooms SET last_seq = ? WHERE id = ?")
+            .bind(n * earlier)
+            .bind(room.get())
+            .execute(&s.pool)
+            .await
+            .unwrap();
+        ids.into_iter().map(UserId::new).collect()
+    }
+
+    /// The pages one commit wrote: the WAL is emptied, `changes` applied, and its frames counted.
+    async fn pages_written(dir: &Path, s: &SqliteStorage, changes: Vec<Change>) -> u64 {
+        let (busy,): (i64,) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+            .fetch_one(&s.pool)
+            .await
+            .unwrap();
+        assert_eq!(busy, 0, "the WAL could not be emptied");
+        let wal = dir.join("natter.db-wal");
+        assert_eq!(std::fs::metadata(&wal).map_or(0, |m| m.len()), 0);
+        let outcomes = s.apply_changes(changes).await.unwrap();
+        assert!(
+            outcomes
+                .iter()
+                .all(|o| matches!(o, ChangeOutcome::Stored(_)))
+        );
+        // A 32-byte header, then a 24-byte header and a page for each frame.
+        let len = std::fs::metadata(&wal).unwrap().len();
+        (len - 32) / (24 + 4096)
+    }
+
+    #[tokio::test]
+    async fn one_message_from_each_of_many_senders_is_committed_in_few_pages() {
+        const SENDERS: i64 = 100;
+        let (dir, s, _alice, room) = on_disk_with_a_room().await;
+        // 150 earlier messages each: every sender's keys would fill pages of their own.
+        let senders = senders_with_history(&s, room.id, SENDERS, 150).await;
+        let now: u64 = 1_800_000_000_000;
+        let changes = senders
+            .iter()
+            .zip(0u64..)
+            .map(|(&sender, k)| {
+                let client_id = format!(
+                    "{:x}-{:016x}",
+                    now + k,
+                    k.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                );
+                let new = NewMessage::parse(room.id, sender, &client_id, "hello", None, vec![], 2)
+                    .unwrap();
+                Change::Append(new)
+            })
+            .collect();
+        let pages = pages_written(dir.path(), &s, changes).await;
+        // The rows (~3 pages), the room's end of the sequence index, the idempotency index's
+        // last pages, the senders' read markers, the room's counter and the header: about ten.
+        // With a page of the idempotency index per sender it was over a hundred.
+        assert!(
+            pages < SENDERS as u64 / 4,
+            "one commit of {SENDERS} messages wrote {pages} pages"
+        );
+        // The key still does its job: the same ids again are duplicates, not new messages.
+        let again = NewMessage::parse(
+            room.id,
+            senders[7],
+            &format!(
+                "{:x}-{:016x}",
+                now + 7,
+                7u64.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            ),
+            "hello",
+            None,
+            vec![],
+            3,
+        )
+        .unwrap();
+        let outcome = s.apply_changes(vec![Change::Append(again)]).await.unwrap();
+        assert!(matches!(&outcome[..], [ChangeOutcome::Duplicate(m)] if m.created_at == 2));
+    }
+
+    /// A database made by the migrations before the idempotency key's new order (20261129000008)
+    /// keeps every message, reply and attachment link, and the key's check, when this version
+    /// opens it.
+    #[tokio::test]
+    async fn a_database_from_before_the_key_reorder_upgrades_with_nothing_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = tempfile::tempdir().unwrap();
+        let migrations = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        for entry in std::fs::read_dir(&migrations).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+            if name.as_str() < "20261129000008" {
+                std::fs::copy(&path, old.path().join(name)).unwrap();
+            }
+        }
+        {
+            let options = SqliteConnectOptions::new()
+                .filename(dir.path().join("natter.db"))
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .foreign_keys(true);
+            let pool = SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(options)
+                .await
+                .unwrap();
+            let before = sqlx::migrate::Migrator::new(old.path()).await.unwrap();
+            assert_eq!(before.iter().count(), 7);
+            before.run(&pool).await.unwrap();
+            sqlx::raw_sql(
+                "INSERT INTO users (id, username, display_name, password_hash, created_at)
+                     VALUES (1, 'alice', 'Alice', 'hash', 1);
+                 INSERT INTO rooms (id, kind, name, visibility, created_at, last_seq)
+                     VALUES (1, 'room', 'general', 'public', 1, 2);
+                 INSERT INTO members (room_id, user_id, role, joined_at) VALUES (1, 1, 'owner', 1);
+                 INSERT INTO messages (id, room_id, seq, sender_id, client_id, body, created_at)
+                     VALUES (10, 1, 1, 1, 'c1', 'first', 5);
+                 INSERT INTO messages (id, room_id, seq, sender_id, client_id, body, created_at,
+                                       reply_to)
+                     VALUES (11, 1, 2, 1, 'c2', 'a reply', 6, 10);
+                 INSERT INTO uploads (id, owner_id, message_id, room_id, name, content_type, kind,
+                                      size, stored_size, created_at)
+                     VALUES ('u1', 1, 11, 1, 'cat.png', 'image/png', 'image', 1, 1, 6);",
+            )
+            .execute(&pool)
+            .await
+            .unwrap();
+            pool.close().await;
+        }
+        let s = SqliteStorage::open(dir.path()).await.unwrap();
+        let alice = UserId::new(1);
+        let room = RoomId::new(1);
+        let history = s.read_messages_before(room, None, 10).await.unwrap();
+        let bodies: Vec<_> = history
+            .iter()
+            .map(|m| (m.id.get(), m.body.as_str()))
+            .collect();
+        assert_eq!(bodies, [(10, "first"), (11, "a reply")]);
+        assert_eq!(history[1].reply_to.as_ref().map(|r| r.seq), Some(1));
+        let upload = s.read_upload("u1").await.unwrap().unwrap();
+        assert_eq!(upload.message_id, Some(MessageId::new(11)));
+        // The same client id again is the stored message; the next one is seq 3.
+        let again = NewMessage::parse(room, alice, "c2", "a reply", None, vec![], 7).unwrap();
+        let fresh = NewMessage::parse(room, alice, "c3", "new", None, vec![], 7).unwrap();
+        let outcomes = s
+            .apply_changes(vec![Change::Append(again), Change::Append(fresh)])
+            .await
+            .unwrap();
+        assert!(matches!(&outcomes[0], ChangeOutcome::Duplicate(m) if m.id.get() == 11));
+        assert!(matches!(&outcomes[1], ChangeOutcome::Stored(m) if m.seq == 3));
+        // Foreign keys are on again and nothing dangles.
+        let dangling = sqlx::query("PRAGMA foreign_key_check")
+            .fetch_all(&s.pool)
+            .await
+            .unwrap();
+        assert_eq!(dangling.len(), 0, "rows whose reference is gone");
+        let refused = sqlx::query(
+            "INSERT INTO messages (room_id, seq, sender_id, client_id, body, created_at)
+             VALUES (99, 1, 1, 'c9', 'nowhere', 8)",
+        )
+        .execute(&s.pool)
+        .await;
+        assert!(refused.is_err(), "a message in no room was stored");
+    }
+
     #[tokio::test]
     async fn usernames_are_unique_whatever_the_case_in_the_database() {
         let (s, _) = storage_with_alice().await;

@@ -51,10 +51,11 @@ impl Writer {
     pub(super) fn start(path: &Path) -> Result<Self, StorageError> {
         let mut conn = open(path)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-        // Every message touches a page of the sender's part of the idempotency index and one of
-        // its room's part of the sequence index: with SQLite's default 2 MiB, a few hundred
-        // active senders pushed those pages out and read them back at every message (S4a,
-        // docs/perf.md). Pages are taken as they are needed, up to this.
+        // Every message touches a page of its room's part of the sequence index (and, from a
+        // client whose ids do not begin with the time, a random page of the idempotency
+        // index): with SQLite's default 2 MiB, a few hundred active rooms pushed those pages
+        // out and read them back at every message (S4a, docs/perf.md). Pages are taken as
+        // they are needed, up to this.
         conn.execute_batch(&format!("PRAGMA cache_size = -{};", WRITER_CACHE_KIB))?;
         let caught_up = Arc::new(AtomicBool::new(false));
         let checkpoints = checkpoints(open(path)?, caught_up.clone())?;
