@@ -345,6 +345,36 @@ fn push_record(
     }
 }
 
+/// Runs the migrations `pool`'s database has not had yet. An upgrade can rebuild a table
+/// (migration 8 took 135 s for 10 million messages: docs/perf.md), so one that has work to do
+/// on an existing database says so before it starts and how long it took after.
+async fn migrate(pool: &SqlitePool) -> Result<(), StorageError> {
+    let migrator = sqlx::migrate!("./migrations");
+    // No table yet: a new database, quick to set up.
+    let applied: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+            .fetch_all(pool)
+            .await
+            .unwrap_or_default();
+    let pending = migrator
+        .iter()
+        .filter(|m| !applied.contains(&m.version))
+        .count();
+    let upgrade = pending > 0 && !applied.is_empty();
+    if upgrade {
+        tracing::info!(
+            pending,
+            "upgrading the database: a large one can take minutes, once"
+        );
+    }
+    let started = std::time::Instant::now();
+    migrator.run(pool).await?;
+    if upgrade {
+        tracing::info!(secs = started.elapsed().as_secs_f64(), "database upgraded");
+    }
+    Ok(())
+}
+
 impl SqliteStorage {
     /// Opens (creating if needed) `natter.db` in `data_dir` and runs pending migrations.
     pub async fn open(data_dir: &Path) -> Result<Self, StorageError> {
@@ -388,7 +418,7 @@ impl SqliteStorage {
             .max_connections(max_connections)
             .connect_with(options)
             .await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
+        migrate(&pool).await?;
         let writer = writer::Writer::start(writer_path)?;
         let readers = std::sync::Arc::new(reader::Readers::new(writer_path, shared_cache));
         Ok(Self {
