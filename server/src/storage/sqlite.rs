@@ -1360,22 +1360,7 @@ mod tests {
             .unwrap();
         let (dm, _) = s.create_or_read_dm(alice.id, bob.id, 1).await.unwrap();
         let small = membership_steps(&s, alice.id);
-        sqlx::query(
-            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500)
-             INSERT INTO users (username, display_name, password_hash, created_at)
-             SELECT 'member' || i, 'Member', 'hash', 1 FROM n",
-        )
-        .execute(&s.pool)
-        .await
-        .unwrap();
-        sqlx::query(
-            "INSERT INTO members (room_id, user_id, role, joined_at)
-             SELECT ?, id, 'member', 1 FROM users WHERE username LIKE 'member%'",
-        )
-        .bind(room.id.get())
-        .execute(&s.pool)
-        .await
-        .unwrap();
+        add_members(&s, room.id, "member", 500).await;
         assert_eq!(
             membership_steps(&s, alice.id),
             small,
@@ -1392,7 +1377,37 @@ mod tests {
         assert_eq!(group.member_count, 501);
     }
 
-    /// Adds `n` users (`sender0`...) to `room`, each with `earlier` messages already stored
+    /// Adds `n` users (`<prefix>0`...) to `room` as members, in SQL; their ids, in order.
+    async fn add_members(s: &SqliteStorage, room: RoomId, prefix: &str, n: i64) -> Vec<UserId> {
+        sqlx::query(
+            "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < ? - 1)
+             INSERT INTO users (username, display_name, password_hash, created_at)
+             SELECT ? || i, 'Member', 'hash', 1 FROM n",
+        )
+        .bind(n)
+        .bind(prefix)
+        .execute(&s.pool)
+        .await
+        .unwrap();
+        let ids: Vec<i64> =
+            sqlx::query_scalar("SELECT id FROM users WHERE username LIKE ? || '%' ORDER BY id")
+                .bind(prefix)
+                .fetch_all(&s.pool)
+                .await
+                .unwrap();
+        sqlx::query(
+            "INSERT INTO members (room_id, user_id, role, joined_at)
+             SELECT ?, id, 'member', 1 FROM users WHERE username LIKE ? || '%'",
+        )
+        .bind(room.get())
+        .bind(prefix)
+        .execute(&s.pool)
+        .await
+        .unwrap();
+        ids.into_iter().map(UserId::new).collect()
+    }
+
+    /// Adds `n` members (`sender0`...) to `room`, each with `earlier` messages already stored
     /// there, and returns their ids.
     async fn senders_with_history(
         s: &SqliteStorage,
@@ -1400,28 +1415,7 @@ mod tests {
         n: i64,
         earlier: i64,
     ) -> Vec<UserId> {
-        sqlx::query(
-            "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < ? - 1)
-             INSERT INTO users (username, display_name, password_hash, created_at)
-             SELECT 'sender' || i, 'Sender', 'hash', 1 FROM n",
-        )
-        .bind(n)
-        .execute(&s.pool)
-        .await
-        .unwrap();
-        let ids: Vec<i64> =
-            sqlx::query_scalar("SELECT id FROM users WHERE username LIKE 'sender%' ORDER BY id")
-                .fetch_all(&s.pool)
-                .await
-                .unwrap();
-        sqlx::query(
-            "INSERT INTO members (room_id, user_id, role, joined_at)
-             SELECT ?, id, 'member', 1 FROM users WHERE username LIKE 'sender%'",
-        )
-        .bind(room.get())
-        .execute(&s.pool)
-        .await
-        .unwrap();
+        let ids = add_members(s, room, "sender", n).await;
         // Ids shaped like the web client's (`<unix ms in hex>-<random>`), a second apart.
         sqlx::query(
             "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < ? - 1)
@@ -1442,7 +1436,7 @@ mod tests {
             .execute(&s.pool)
             .await
             .unwrap();
-        ids.into_iter().map(UserId::new).collect()
+        ids
     }
 
     /// The pages one commit wrote: the WAL is emptied, `changes` applied, and its frames counted.
