@@ -468,8 +468,9 @@ fn record_mentions(
     room: RoomId,
     seq: i64,
     author: UserId,
-    mut names: Vec<String>,
+    names: &[String],
 ) -> Result<(), StorageError> {
+    let mut names: Vec<&String> = names.iter().collect();
     names.sort();
     names.dedup();
     for name in names.iter().take(MAX_MENTIONS) {
@@ -550,15 +551,7 @@ fn append(conn: &Connection, new: &NewMessage) -> Result<ChangeOutcome, StorageE
         to_json(&attachments)?,
     ])?;
     let id = conn.last_insert_rowid();
-    // One parse of the body serves the mentions and what clients are sent.
-    let nodes = app::markdown::parse(&new.body);
-    record_mentions(
-        conn,
-        new.room_id,
-        seq,
-        new.sender_id,
-        app::markdown::mentions_in(&nodes),
-    )?;
+    record_mentions(conn, new.room_id, seq, new.sender_id, &new.mentions)?;
     // Writing in a room means having read it up to here.
     conn.prepare_cached(
         "UPDATE members SET last_read_seq = MAX(last_read_seq, ?) WHERE room_id = ? AND user_id = ?",
@@ -576,7 +569,7 @@ fn append(conn: &Connection, new: &NewMessage) -> Result<ChangeOutcome, StorageE
         seq,
         sender_id: new.sender_id,
         client_id: new.client_id.clone(),
-        formatted: app::markdown::formatted(&new.body, nodes),
+        formatted: new.formatted.clone(),
         body: new.body.clone(),
         created_at: new.created_at,
         rev: 0,
@@ -643,7 +636,7 @@ fn edit(
         room,
         row.seq,
         editor,
-        app::markdown::mentions(body.as_str()),
+        &app::markdown::mentions(body.as_str()),
     )?;
     Ok(ChangeOutcome::Updated {
         message: changed(conn, room, id)?,
