@@ -213,7 +213,7 @@ const CATCH_UP_PASSES: u32 = 4;
 /// Each pass copies what was committed while the one before ran. The writer's own turn
 /// (see [`checkpoints`]) then copies only the last few frames before its next batch, and
 /// that batch waits for it: one pass, at 10,000 messages a second, copied ~20,000 frames in
-/// 17-31 ms, and the writer's turn after it 3-20 ms (docs/perf.md, thirteenth round).
+/// 17-31 ms, and the writer's turn after it 3.5-12 ms (docs/perf.md, thirteenth round).
 fn catch_up(conn: &Connection) -> Option<i64> {
     let mut frames = checkpoint(conn, "in the background")?;
     for _ in 1..CATCH_UP_PASSES {
