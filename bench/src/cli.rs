@@ -98,6 +98,7 @@ pub struct Args {
     pub history_per_room: u64,
     pub storm_rate: f64,
     pub storm_seconds: u64,
+    pub storm_pairs: u64,
 
     // floor
     pub floor_seconds: u64,
@@ -151,6 +152,7 @@ impl Default for Args {
             history_per_room: 100_000,
             storm_rate: 50.0,
             storm_seconds: 15,
+            storm_pairs: 3,
             floor_seconds: 5,
             site: "target/site".into(),
             tti_runs: 10,
@@ -184,6 +186,7 @@ S3:        --big-room N (5000) --nonreaders-pct P (1) --s3-seconds S (30)
 S4:        --write-senders N (500) --write-rates R,R,... (2500,5000,10000,15000,20000)
            --write-seconds S (5) --history-requests N (3000) --history-rooms N (100)
            --history-per-room N (100000) --storm-rate LOGINS/S (50) --storm-seconds S (15)
+           --storm-pairs N (3: quiet and stormy steps, interleaved)
 floor:     --floor-seconds S (5 per step; S2's --rooms, --members, --interval-ms set its size)
 client:    --site DIR (target/site) --tti-runs N (10: Chromium runs per mode, bench/tti.mjs;
            standalone, against --url)
@@ -249,6 +252,7 @@ pub fn parse() -> Result<Args> {
             "--history-per-room" => a.history_per_room = v.parse().with_context(bad)?,
             "--storm-rate" => a.storm_rate = v.parse().with_context(bad)?,
             "--storm-seconds" => a.storm_seconds = v.parse().with_context(bad)?,
+            "--storm-pairs" => a.storm_pairs = v.parse().with_context(bad)?,
             "--floor-seconds" => a.floor_seconds = v.parse().with_context(bad)?,
             "--site" => a.site = value,
             "--only" => {

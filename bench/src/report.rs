@@ -26,6 +26,11 @@ impl Latencies {
         Some(self.0[rank - 1] as f64 / 1000.0)
     }
 
+    /// Every latency, µs, sorted.
+    pub fn micros(&self) -> &[u64] {
+        &self.0
+    }
+
     pub fn max_ms(&self) -> Option<f64> {
         self.0.last().map(|&v| v as f64 / 1000.0)
     }
@@ -40,6 +45,13 @@ impl Latencies {
             self.len()
         )
     }
+}
+
+/// The middle value of `v` (of an even count, the upper of the two middle ones); `None` when
+/// empty.
+pub fn median(mut v: Vec<f64>) -> Option<f64> {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied()
 }
 
 pub fn fmt(v: Option<f64>) -> String {
@@ -304,6 +316,13 @@ mod tests {
         assert_eq!(l.ms(0.99), Some(99.0));
         assert_eq!(l.max_ms(), Some(100.0));
         assert_eq!(Latencies::new(vec![]).ms(0.5), None);
+    }
+
+    #[test]
+    fn the_median_is_the_middle_value() {
+        assert_eq!(median(vec![]), None);
+        assert_eq!(median(vec![3.0, 1.0, 100.0]), Some(3.0));
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 100.0]), Some(4.0));
     }
 
     #[test]

@@ -24,7 +24,7 @@ use crate::api::{self, Cred};
 use crate::cli::{Args, Scenario};
 use crate::fleet::Env;
 use crate::proto::Target;
-use crate::report::{self, Better, Metrics};
+use crate::report::{self, Better, Metrics, median};
 use crate::scenarios::{self, seed};
 
 const ORDER: &[Scenario] = &[
@@ -616,9 +616,7 @@ fn median_of(rounds: &[(Metrics, Metrics)]) -> (Metrics, Metrics) {
         };
         let mut out = get(first).clone();
         for m in &mut out.0 {
-            let mut vals: Vec<f64> = rounds.iter().filter_map(|r| get(r).get(&m.key)).collect();
-            vals.sort_by(f64::total_cmp);
-            m.value = (!vals.is_empty()).then(|| vals[vals.len() / 2]);
+            m.value = median(rounds.iter().filter_map(|r| get(r).get(&m.key)).collect());
         }
         out
     };

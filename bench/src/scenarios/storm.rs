@@ -1,8 +1,13 @@
-//! S4c: does a burst of logins disturb chat? S2's load runs twice on fresh sockets: once
-//! alone, then with `--storm-rate` logins a second (correct passwords, users outside S2's
-//! rooms, open loop). Each login costs an argon2id verification (~19 MiB, tens of ms of CPU) on
-//! the server's hashing pool; the question is how much of that leaks into message latency.
-//! The baseline has no accounts, so this is Natter only.
+//! S4c: does a burst of logins disturb chat? S2's load runs on fresh sockets alone and with
+//! `--storm-rate` logins a second (correct passwords, users outside S2's rooms, open loop), in
+//! `--storm-pairs` interleaved pairs (quiet then storm, storm then quiet, ...). Each login costs
+//! an argon2id verification (~19 MiB, tens of ms of CPU) on the server's hashing pool; the
+//! question is how much of that leaks into message latency. S2's p99 moves by 20-50 % between
+//! two runs of the same load on this kind of machine (docs/perf.md, ninth round), as much as
+//! the budget allows the storm, so one pair decides little: the verdict compares the median
+//! p99 of the quiet steps with that of the stormy ones, and every step's p99 is printed. Each
+//! step waits for the server to be quiet first, so a storm's backlog of logins does not spill
+//! into the quiet step after it. The baseline has no accounts, so this is Natter only.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,7 +20,7 @@ use crate::api;
 use crate::cli::Args;
 use crate::fleet::Env;
 use crate::proto::Target;
-use crate::report::{Better, Latencies, Metrics, fmt, group};
+use crate::report::{Better, Latencies, Metrics, fmt, group, median};
 
 pub struct Storm {
     pub per_s: f64,
@@ -90,20 +95,42 @@ pub async fn run(env: &Arc<Env>, a: &Args) -> Result<Metrics> {
         bail!("the storm needs users beyond S2's {first_free}");
     }
     let every = Duration::from_millis(a.interval_ms);
-    let quiet = fanout::step(env, a, &rooms, every, a.storm_seconds, None).await?;
     let storm = Storm {
         per_s: a.storm_rate,
         users: first_free..env.users.len(),
     };
-    let stormy = fanout::step(env, a, &rooms, every, a.storm_seconds, Some(&storm)).await?;
-    let logins = stormy.logins.as_ref().expect("storm step has logins");
+    let pairs = a.storm_pairs.max(1);
+    let mut quiet = Vec::new();
+    let mut stormy = Vec::new();
+    let mut rows = Vec::new();
+    for pair in 0..pairs {
+        // Alternate which goes first, so that drift over the run favours neither.
+        for with_storm in [pair % 2 == 1, pair % 2 == 0] {
+            let s = with_storm.then_some(&storm);
+            let step = fanout::step(env, a, &rooms, every, a.storm_seconds, s).await?;
+            rows.push(if with_storm {
+                format!(
+                    "{} with {} logins/s (pair {})",
+                    step.row(),
+                    a.storm_rate,
+                    pair + 1
+                )
+            } else {
+                format!("{} without logins (pair {})", step.row(), pair + 1)
+            });
+            if with_storm { &mut stormy } else { &mut quiet }.push(step);
+        }
+    }
     println!(
-        "{} s each, S2 load ({} x {}, 1 msg / {} ms / member):",
+        "{} s each, S2 load ({} x {}, 1 msg / {} ms / member), {pairs} interleaved pairs:",
         a.storm_seconds, a.rooms, a.members, a.interval_ms
     );
     println!("{}", fanout::STEP_HEADER);
-    println!("{} without logins", quiet.row());
-    println!("{} with {} logins/s", stormy.row(), a.storm_rate);
+    for row in &rows {
+        println!("{row}");
+    }
+    let logins = merge_logins(stormy.iter().filter_map(|s| s.logins.as_ref()));
+    let logins = &logins;
     println!(
         "logins: {} ok, {} failed ({}), latency of the successful ones {}",
         group(logins.ok as i64),
@@ -123,10 +150,13 @@ pub async fn run(env: &Arc<Env>, a: &Args) -> Result<Metrics> {
             .join(", "),
         logins.latency.summary()
     );
-    let (p_quiet, p_storm) = (quiet.latency.ms(0.99), stormy.latency.ms(0.99));
+    let p99s = |steps: &[fanout::Step]| -> Vec<f64> {
+        steps.iter().filter_map(|s| s.latency.ms(0.99)).collect()
+    };
+    let (p_quiet, p_storm) = (median(p99s(&quiet)), median(p99s(&stormy)));
     let change = p_quiet.zip(p_storm).map(|(q, s)| (s - q) / q * 100.0);
     println!(
-        "S2 p99: {} ms without, {} ms with the storm: {:+.0} %",
+        "S2 p99, median of {pairs}: {} ms without, {} ms with the storm: {:+.0} %",
         fmt(p_quiet),
         fmt(p_storm),
         change.unwrap_or(f64::NAN)
@@ -134,14 +164,14 @@ pub async fn run(env: &Arc<Env>, a: &Args) -> Result<Metrics> {
     let mut m = Metrics::default();
     m.add(
         "s4.storm_p99_quiet_ms",
-        "S4c S2 p99 without logins",
+        "S4c S2 p99 without logins (median of the quiet steps)",
         "ms",
         p_quiet,
         Better::Lower,
     );
     m.add(
         "s4.storm_p99_storm_ms",
-        "S4c S2 p99 with 50 logins/s",
+        "S4c S2 p99 with 50 logins/s (median of the stormy steps)",
         "ms",
         p_storm,
         Better::Lower,
@@ -157,7 +187,7 @@ pub async fn run(env: &Arc<Env>, a: &Args) -> Result<Metrics> {
         "s4.storm_logins_ok_per_s",
         "S4c logins answered 200 per second",
         "/s",
-        Some(logins.ok as f64 / a.storm_seconds as f64),
+        Some(logins.ok as f64 / (a.storm_seconds * pairs) as f64),
         Better::Higher,
     );
     m.add(
@@ -168,4 +198,25 @@ pub async fn run(env: &Arc<Env>, a: &Args) -> Result<Metrics> {
         Better::Lower,
     );
     Ok(m)
+}
+
+/// The logins of several stormy steps as one.
+fn merge_logins<'a>(all: impl Iterator<Item = &'a Logins>) -> Logins {
+    let mut statuses = std::collections::BTreeMap::<u16, u64>::new();
+    let mut latencies = Vec::new();
+    let (mut ok, mut failed) = (0, 0);
+    for l in all {
+        ok += l.ok;
+        failed += l.failed;
+        for &(s, n) in &l.statuses {
+            *statuses.entry(s).or_default() += n;
+        }
+        latencies.extend_from_slice(l.latency.micros());
+    }
+    Logins {
+        ok,
+        failed,
+        statuses: statuses.into_iter().collect(),
+        latency: Latencies::new(latencies),
+    }
 }
