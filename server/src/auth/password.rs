@@ -47,6 +47,20 @@ const QUEUE: usize = 64;
 /// storm. Measured in docs/perf.md (S4 login storm).
 const HASH_NICE: i32 = 10;
 
+/// After each hash a hashing thread rests for this share of the time the hash took, so that
+/// hashing takes at most three quarters of a core's time (`1 / (1 + REST)`). `SCHED_IDLE`
+/// alone lets a login storm fill every moment chat leaves: with the core kept 98 % busy that
+/// way (S4c on a 2-vCPU VM) chat's p99 reached 20-34 ms in 3 of 6 stormy steps, and in none
+/// of 21 with this rest, the core then ~80 % busy (docs/perf.md, fourteenth round). Logins
+/// during a storm queue a little longer; a single login does not wait for the rest, which
+/// comes after its answer.
+const REST: f64 = 1.0 / 3.0;
+
+/// How long a hashing thread rests after a hash that took `took` (see [`REST`]).
+fn rest_after(took: Duration) -> Duration {
+    took.mul_f64(REST)
+}
+
 /// Puts the calling thread in Linux's `SCHED_IDLE` class: it runs when nothing else wants the
 /// core, and a waking chat thread preempts it at once. With a nice value alone the kernel's
 /// EEVDF scheduler lets a running hashing thread finish its slice first, milliseconds that a
@@ -84,16 +98,24 @@ pub struct Hasher {
     jobs: mpsc::Sender<Work>,
     queue_timeout: Duration,
     dummy_hash: Arc<str>,
+    /// Which pool this is in its threads' names (`argon2-<pool>-<thread>`), for tests to tell
+    /// their pool's threads from the others'.
+    #[cfg(test)]
+    pool: usize,
 }
+
+/// Pools started so far in this process (a server has one; tests start many).
+static POOLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 impl Hasher {
     pub fn new(workers: usize, queue_timeout: Duration) -> anyhow::Result<Self> {
         let (jobs, queue) = mpsc::channel(QUEUE);
         let queue = Arc::new(Mutex::new(queue));
+        let pool = POOLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         for i in 0..workers.max(1) {
             let queue = queue.clone();
             std::thread::Builder::new()
-                .name(format!("argon2-{i}"))
+                .name(format!("argon2-{pool}-{i}"))
                 .spawn(move || worker(&queue))
                 .context("starting a hashing thread")?;
         }
@@ -102,6 +124,8 @@ impl Hasher {
             jobs,
             queue_timeout,
             dummy_hash: dummy.into(),
+            #[cfg(test)]
+            pool,
         })
     }
 
@@ -152,6 +176,7 @@ fn worker(queue: &Mutex<mpsc::Receiver<Work>>) {
             let mut queue = queue.lock().unwrap_or_else(|p| p.into_inner());
             queue.blocking_recv()
         };
+        let started = std::time::Instant::now();
         match job {
             None => return, // the Hasher is gone
             Some(Work::Hash(password, reply)) => {
@@ -163,6 +188,7 @@ fn worker(queue: &Mutex<mpsc::Receiver<Work>>) {
                     .ok();
             }
         }
+        std::thread::sleep(rest_after(started.elapsed()));
     }
 }
 
@@ -311,6 +337,58 @@ mod tests {
         assert!(
             classes.contains(&(Some("10".to_owned()), Some("5".to_owned()))),
             "hashing threads (nice, policy): {classes:?}"
+        );
+    }
+
+    /// Under a queue of logins a hashing thread leaves part of its time idle ([`REST`]): its
+    /// CPU time over the wall time of eight hashes back to back stays well under all of it.
+    /// The thread's CPU time is the kernel's (`/proc/self/task/<tid>/schedstat`, ns).
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_hashing_thread_rests_between_hashes() {
+        let h = Arc::new(Hasher::new(1, Duration::from_secs(120)).unwrap());
+        h.hash(pw("a long passphrase")).await.unwrap();
+        let name = format!("argon2-{}-0", h.pool);
+        let cpu_ns = || -> u64 {
+            std::fs::read_dir("/proc/self/task")
+                .unwrap()
+                .map(|t| t.unwrap().path())
+                .filter(|dir| {
+                    std::fs::read_to_string(dir.join("comm"))
+                        .unwrap_or_default()
+                        .trim()
+                        == name
+                })
+                .filter_map(|dir| {
+                    let stat = std::fs::read_to_string(dir.join("schedstat")).ok()?;
+                    stat.split_whitespace().next()?.parse::<u64>().ok()
+                })
+                .sum()
+        };
+        let (cpu_before, started) = (cpu_ns(), std::time::Instant::now());
+        assert!(cpu_before > 0, "no thread named {name}");
+        let hashes: Vec<_> = (0..8)
+            .map(|_| {
+                let h = h.clone();
+                tokio::spawn(async move { h.hash(pw("a long passphrase")).await })
+            })
+            .collect();
+        for hash in hashes {
+            hash.await.unwrap().unwrap();
+        }
+        let share = (cpu_ns() - cpu_before) as f64 / started.elapsed().as_nanos() as f64;
+        // Eight hashes and the seven rests between them: at most 8 / (8 + 7 / 3) = 0.77.
+        assert!(
+            share < 0.85,
+            "the hashing thread was busy {share:.2} of the time"
+        );
+    }
+
+    #[test]
+    fn a_rest_is_a_third_of_the_hash() {
+        assert_eq!(
+            rest_after(Duration::from_millis(30)),
+            Duration::from_millis(10)
         );
     }
 
