@@ -1,5 +1,5 @@
 // The shell's layout at phone and desktop sizes, and both colour themes.
-import { createRoom, expect, logOut, PASSWORD, showSidebar, signUp, test, uniqueName, url } from './helpers';
+import { createRoom, expect, logOut, messages, PASSWORD, send, showSidebar, signUp, test, uniqueName, url } from './helpers';
 
 test('the sidebar is beside the pane on a desktop and a drawer on a phone', async ({ page, consoleErrors }, info) => {
   const name = uniqueName('fay');
@@ -115,5 +115,37 @@ test("rooms are listed in the reader's alphabetical order, and the avatar shows 
   await showSidebar(page);
   const rooms = page.getByRole('list', { name: 'Rooms' }).locator('.room-name');
   await expect(rooms).toHaveText(['alpha', 'Beta', 'Émile', 'zeta'].map((n) => `${n} ${tag}`));
+  expect(consoleErrors).toEqual([]);
+});
+
+test('a room closed before its animation frames run does not crash the app', async ({ page, consoleErrors }) => {
+  // Animation frames come late here, as on a busy machine: the room's frame callbacks (keep to
+  // the bottom, the unread divider) then run after the room was closed, by opening another
+  // room or by logging out. Regression (found by CI): they read the closed room's state and
+  // the app panicked ("Tried to access a reactive value that has already been disposed").
+  await page.addInitScript(() => {
+    const frame = window.requestAnimationFrame.bind(window);
+    window.requestAnimationFrame = (callback: FrameRequestCallback): number => {
+      setTimeout(() => frame(callback), 1500);
+      return 0;
+    };
+  });
+  const name = uniqueName('frames');
+  await signUp(page, name);
+  await expect(page.getByRole('heading', { name: `Welcome, ${name}` })).toBeVisible();
+  const first = uniqueName('first');
+  const second = uniqueName('second');
+  await createRoom(page, first);
+  await createRoom(page, second);
+  await send(page, 'a message, then another room at once');
+  await expect(messages(page).getByText('a message, then another room at once')).toBeVisible();
+  await showSidebar(page);
+  await page.getByRole('complementary', { name: 'Conversations' }).getByRole('link', { name: first }).click();
+  await expect(page.getByRole('heading', { name: first })).toBeVisible();
+  await send(page, 'a message, then log out at once');
+  await expect(messages(page).getByText('a message, then log out at once')).toBeVisible();
+  await logOut(page);
+  await page.waitForTimeout(2500);
+  await expect(page.getByRole('heading', { name: 'Log in to Natter' })).toBeVisible();
   expect(consoleErrors).toEqual([]);
 });

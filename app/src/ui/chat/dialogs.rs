@@ -55,7 +55,8 @@ pub fn NewRoom(on_close: Callback<()>) -> impl IntoView {
             {
                 Ok(room) => {
                     chat.apply(crate::protocol::ServerFrame::RoomJoined { room: room.clone() });
-                    on_close.run(());
+                    // `try_`: the dialog may be gone by the time the server answers.
+                    on_close.try_run(());
                     nav.go(&format!("/rooms/{}", room.id));
                 }
                 Err(e) => {
@@ -103,7 +104,7 @@ pub fn BrowseRooms(on_close: Callback<()>) -> impl IntoView {
             match client::join_room(room.id).await {
                 Ok(summary) => {
                     chat.apply(crate::protocol::ServerFrame::RoomJoined { room: summary });
-                    on_close.run(());
+                    on_close.try_run(());
                     nav.go(&format!("/rooms/{}", room.id));
                 }
                 Err(e) => {
@@ -159,7 +160,7 @@ pub fn NewDm(on_close: Callback<()>) -> impl IntoView {
         }
         spawn_local(async move {
             if let Ok(users) = client::search_users(q.trim()).await {
-                let me = chat.me.get_untracked().map(|m| m.id);
+                let me = chat.me.try_get_untracked().flatten().map(|m| m.id);
                 found.try_set(users.into_iter().filter(|u| Some(u.id) != me).collect());
             }
         });
@@ -170,7 +171,7 @@ pub fn NewDm(on_close: Callback<()>) -> impl IntoView {
                 Ok(room) => {
                     let id = room.id;
                     chat.apply(crate::protocol::ServerFrame::RoomJoined { room });
-                    on_close.run(());
+                    on_close.try_run(());
                     nav.go(&format!("/rooms/{id}"));
                 }
                 Err(e) => {

@@ -252,8 +252,10 @@ fn MessageList(
     let jumped = RwSignal::new(false);
     let rows = Memo::new(move |_| build_rows(chat, room_id, unread_after));
     // Reading: the tab is in front, the list is synced and scrolled to the bottom.
+    // This and `check_divider` also run from animation frames, which can come after the room
+    // is closed (another room opened, or signed out): they read nothing that may be gone.
     let mark_read = move || {
-        if !at_bottom.get_value() || !super::socket::tab_visible() {
+        if !at_bottom.try_get_value().unwrap_or(false) || !super::socket::tab_visible() {
             return;
         }
         let newest = chat
@@ -270,10 +272,10 @@ fn MessageList(
     };
     // The jump button goes once the divider has been on screen.
     let check_divider = move || {
-        if jumped.get_untracked() {
+        if jumped.try_get_untracked().unwrap_or(true) {
             return;
         }
-        let Some(el) = list.get_untracked() else {
+        let Some(el) = list.try_get_untracked().flatten() else {
             return;
         };
         if let Ok(Some(divider)) = el.query_selector("#unread-divider") {
@@ -282,7 +284,7 @@ fn MessageList(
                 divider.get_bounding_client_rect(),
             );
             if at.top() >= view.top() - 1.0 && at.top() <= view.bottom() {
-                jumped.set(true);
+                jumped.try_set(true);
             }
         }
     };
@@ -298,7 +300,7 @@ fn MessageList(
         rows.track();
         if at_bottom.get_value() {
             request_animation_frame(move || {
-                if let Some(el) = list.get_untracked() {
+                if let Some(el) = list.try_get_untracked().flatten() {
                     el.set_scroll_top(el.scroll_height());
                 }
                 mark_read();
@@ -340,7 +342,7 @@ fn MessageList(
                     chat.prepend(room_id, page.messages);
                     // Keep the reader's place: the content grew above them.
                     request_animation_frame(move || {
-                        if let Some(el) = list.get_untracked() {
+                        if let Some(el) = list.try_get_untracked().flatten() {
                             let grown = el.scroll_height() - before_height;
                             el.set_scroll_top(el.scroll_top() + grown);
                         }
@@ -394,7 +396,7 @@ fn MessageList(
                 }
             }
             request_animation_frame(move || {
-                let Some(list) = list.get_untracked() else {
+                let Some(list) = list.try_get_untracked().flatten() else {
                     return;
                 };
                 let selector = format!("[data-seq=\"{seq}\"]");
@@ -840,7 +842,7 @@ fn MembersPanel(
                 Ok(_) => {
                     invitee.try_set(String::new());
                     error.try_set(None);
-                    reload.run(());
+                    reload.try_run(());
                 }
                 Err(e) => {
                     error.try_set(Some(e.message));
@@ -909,7 +911,9 @@ fn MembersPanel(
                                     let Some(id) = room_id() else { return };
                                     spawn_local(async move {
                                         match client::kick(id, uid).await {
-                                            Ok(()) => reload.run(()),
+                                            Ok(()) => {
+                                                reload.try_run(());
+                                            }
                                             Err(e) => {
                     error.try_set(Some(e.message));
                 }
