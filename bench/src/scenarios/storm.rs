@@ -176,6 +176,21 @@ pub async fn run(env: &Arc<Env>, a: &Args) -> Result<Metrics> {
         p_storm,
         Better::Lower,
     );
+    let worst = |steps: &[fanout::Step]| p99s(steps).into_iter().reduce(f64::max);
+    m.add(
+        "s4.storm_p99_quiet_worst_ms",
+        "S4c S2 p99 without logins, the worst quiet step",
+        "ms",
+        worst(&quiet),
+        Better::Lower,
+    );
+    m.add(
+        "s4.storm_p99_storm_worst_ms",
+        "S4c S2 p99 with 50 logins/s, the worst stormy step (a stall shows here, not in the median)",
+        "ms",
+        worst(&stormy),
+        Better::Lower,
+    );
     m.add(
         "s4.storm_p99_change_pct",
         "S4c p99 change under the storm",
