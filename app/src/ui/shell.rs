@@ -115,12 +115,14 @@ fn SignedInLayout() -> impl IntoView {
         spawn_local(async move {
             match client::logout().await {
                 Ok(()) => {
-                    if let Some(user) = session.user() {
-                        super::chat::offline::forget(user.id).await;
-                    }
+                    let user = session.user();
                     socket::disconnect();
                     session.state.set(AuthState::SignedOut);
                     nav.go("/login");
+                    // After the chat is gone: a save it began later would put this back.
+                    if let Some(user) = user {
+                        super::chat::offline::forget(user.id).await;
+                    }
                 }
                 Err(e) => {
                     logout_error.try_set(Some(e.message));

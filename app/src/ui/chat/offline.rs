@@ -123,9 +123,17 @@ pub async fn load(user: UserId) -> Option<Snapshot> {
     Some(snapshot)
 }
 
-async fn save(user: UserId, snapshot: &Snapshot) -> Result<(), JsValue> {
+/// Saves `snapshot` for `user` unless `chat` is gone (signed out) by the time the database is
+/// open. Logging out removes the chat before it [forgets](forget) the user's snapshot, and
+/// IndexedDB runs transactions on a store in the order they began: a save that began before
+/// the check is done before the forgetting, and one that would begin after it does not.
+async fn save(chat: Chat, user: UserId, snapshot: &Snapshot) -> Result<(), JsValue> {
     let text = crate::json::encode(snapshot);
     let db = open().await?;
+    if !chat.alive() {
+        db.close();
+        return Ok(());
+    }
     let tx = db.transaction_with_str_and_mode(STORE, IdbTransactionMode::Readwrite)?;
     let request = tx.object_store(STORE)?.put_with_key(
         &JsValue::from_str(&text),
@@ -137,6 +145,7 @@ async fn save(user: UserId, snapshot: &Snapshot) -> Result<(), JsValue> {
 }
 
 /// Forgets what is kept for `user` (on logout: the next person on this device sees nothing).
+/// Call it once the user's chat is gone, so that no save can put it back (see [`save`]).
 pub async fn forget(user: UserId) {
     let Ok(db) = open().await else { return };
     if let Ok(tx) = db.transaction_with_str_and_mode(STORE, IdbTransactionMode::Readwrite)
@@ -195,7 +204,7 @@ pub fn keep(chat: Chat, user: UserId) {
                 pending.set_value(false);
                 let snap = snapshot(chat);
                 leptos::task::spawn_local(async move {
-                    if let Err(e) = save(user, &snap).await {
+                    if let Err(e) = save(chat, user, &snap).await {
                         leptos::logging::warn!("keeping messages offline failed: {e:?}");
                     }
                 });
