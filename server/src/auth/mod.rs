@@ -24,6 +24,7 @@ use crate::net::ClientIp;
 use crate::state::AppState;
 use crate::storage::{NewSession, NewUser, UserRecord};
 use crate::web::ApiJson;
+use password::Verified;
 use throttle::Key;
 use token::Claims;
 
@@ -153,10 +154,20 @@ async fn login(
         Some((user, hash)) => (Some(user), Some(hash)),
         None => (None, None),
     };
-    let verified = state.hasher.verify(password, hash).await?;
-    match user {
-        Some(user) if verified => {
+    let verified = state.hasher.verify(password, hash.clone()).await?;
+    match (user, verified, hash) {
+        (Some(user), Verified::Yes { rehashed }, Some(old)) => {
             state.throttle.clear(&account_ip_key);
+            if let Some(new) = rehashed {
+                // Best effort: the sign-in stands either way, and the next one tries again.
+                if let Err(e) = state
+                    .storage
+                    .replace_password_hash(user.id, &old, &new)
+                    .await
+                {
+                    tracing::warn!(error = %e, "could not store a password's new hash");
+                }
+            }
             start_session(&state, user, ip, StatusCode::OK).await
         }
         _ => {

@@ -327,6 +327,14 @@ pub trait Storage: Send + Sync + 'static {
         limit: i64,
     ) -> Result<Vec<UserRecord>, StorageError>;
     async fn update_user_last_seen(&self, user: UserId, at: i64) -> Result<(), StorageError>;
+    /// Stores `new` as `user`'s password hash if the stored one is still `old` (a rehash with
+    /// new parameters at sign-in must not undo a change made meanwhile).
+    async fn replace_password_hash(
+        &self,
+        user: UserId,
+        old: &str,
+        new: &str,
+    ) -> Result<(), StorageError>;
 
     // --- sessions ---
     async fn create_session(&self, new: NewSession) -> Result<(), StorageError>;

@@ -588,6 +588,22 @@ impl Storage for SqliteStorage {
         Ok(())
     }
 
+    #[tracing::instrument(skip_all, fields(user_id = %user))]
+    async fn replace_password_hash(
+        &self,
+        user: UserId,
+        old: &str,
+        new: &str,
+    ) -> Result<(), StorageError> {
+        sqlx::query("UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ?")
+            .bind(new)
+            .bind(user.get())
+            .bind(old)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     #[tracing::instrument(skip_all, fields(user_id = %new.user_id))]
     async fn create_session(&self, new: NewSession) -> Result<(), StorageError> {
         sqlx::query(

@@ -48,3 +48,56 @@ async fn impossible_credentials_are_simply_wrong_credentials() {
         "bad_request"
     );
 }
+
+/// An account whose password was hashed with other parameters (OWASP's 19 MiB set, which
+/// Natter used before its 7 MiB one) signs in with it, and its stored hash then has today's
+/// parameters; a wrong password changes nothing.
+#[tokio::test]
+async fn a_password_hashed_with_old_parameters_signs_in_and_is_rehashed() {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    use argon2::{Algorithm, Argon2, Params, Version};
+    use sqlx::sqlite::SqliteConnectOptions;
+    use sqlx::{ConnectOptions, Row};
+
+    let app = spawn_app().await;
+    app.signup_ok(&bot(), "alice").await;
+    let mut db = SqliteConnectOptions::new()
+        .filename(app.data_dir.path().join("data/natter.db"))
+        .connect()
+        .await
+        .unwrap();
+    let old = Argon2::new(
+        Algorithm::Argon2id,
+        Version::V0x13,
+        Params::new(19 * 1024, 2, 1, Some(32)).unwrap(),
+    )
+    .hash_password(
+        PASSWORD.as_bytes(),
+        &SaltString::encode_b64(b"0123456789abcdef").unwrap(),
+    )
+    .unwrap()
+    .to_string();
+    sqlx::query("UPDATE users SET password_hash = ? WHERE username = 'alice'")
+        .bind(&old)
+        .execute(&mut db)
+        .await
+        .unwrap();
+    let mut stored = async || -> String {
+        sqlx::query("SELECT password_hash FROM users WHERE username = 'alice'")
+            .fetch_one(&mut db)
+            .await
+            .unwrap()
+            .get(0)
+    };
+
+    let wrong = app.login(&bot(), "alice", "not the password").await;
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(stored().await, old, "a wrong password must not rehash");
+
+    app.login_ok(&bot(), "alice").await;
+    let new = stored().await;
+    assert!(new.starts_with("$argon2id$v=19$m=7168,t=5,p=1$"), "{new}");
+
+    app.login_ok(&bot(), "alice").await;
+    assert_eq!(stored().await, new, "a current hash stays as it is");
+}

@@ -282,10 +282,7 @@ async fn passwords_are_stored_as_argon2id_hashes_with_owasp_parameters() {
         .await
         .unwrap();
     let hash: String = row.get(0);
-    assert!(
-        hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
-        "{hash}"
-    );
+    assert!(hash.starts_with("$argon2id$v=19$m=7168,t=5,p=1$"), "{hash}");
     assert!(!hash.contains(PASSWORD));
     let mode: String = sqlx::query("PRAGMA journal_mode")
         .fetch_one(&mut db)
