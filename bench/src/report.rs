@@ -153,6 +153,11 @@ pub const BUDGETS: &[Budget] = &[
         check: |v| v * 1048576.0 <= 30e6,
     },
     Budget {
+        key: "s1.rss_signed_in_mib",
+        text: "≤ 30 MB (28.6 MiB)",
+        check: |v| v * 1048576.0 <= 30e6,
+    },
+    Budget {
         key: "s1.start_to_ready_ms",
         text: "≤ 200 ms",
         check: |v| v <= 200.0,

@@ -7,9 +7,9 @@
 //! Fixtures are built once and kept under `--work-dir` (target/bench): the Natter users (sign-up
 //! costs argon2 time by design), and the two 10-million-message databases, which are written
 //! straight into SQLite with the `sqlite3` CLI (through the API it would take hours). Their
-//! names carry a hash of what they depend on (the migrations, the baseline's server.js), so a
-//! schema change builds them again. Every run gets a copy of the users fixture; the history
-//! databases are only read and are used in place.
+//! names carry a hash of what they depend on (the migrations, the password hashing code for
+//! the users, the baseline's server.js), so a schema change builds them again. Every run gets
+//! a copy of the users fixture; the history databases are only read and are used in place.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -407,9 +407,13 @@ struct Fixture {
     users: Vec<Cred>,
 }
 
-/// The seeded Natter users (sign-ups, group rooms, DMs), built once per schema.
+/// The seeded Natter users (sign-ups, group rooms, DMs), built once per schema and per
+/// password hashing code: S4c's logins must verify hashes made with the server's parameters
+/// (a hash with others would be verified, then made again).
 async fn users_fixture(a: &Args, work: &Path, n: usize) -> Result<Fixture> {
-    let key = format!("users-{n}-{:016x}", hash_dir("server/migrations")?);
+    let dep = hash_dir("server/migrations")?
+        ^ hash_file(Path::new("server/src/auth/password.rs"))?.rotate_left(1);
+    let key = format!("users-{n}-{dep:016x}");
     let dir = work.join("fixtures").join(key);
     let tokens = dir.join("tokens.tsv");
     if !dir.join("ok").exists() {
