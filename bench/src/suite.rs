@@ -7,8 +7,8 @@
 //! Fixtures are built once and kept under `--work-dir` (target/bench): the Natter users (sign-up
 //! costs argon2 time by design), and the two 10-million-message databases, which are written
 //! straight into SQLite with the `sqlite3` CLI (through the API it would take hours). Their
-//! names carry a hash of what they depend on (the migrations, the password hashing code for
-//! the users, the baseline's server.js), so a schema change builds them again. Every run gets
+//! names carry a hash of what they depend on (the migrations, the password hashing parameters
+//! for the users, the baseline's server.js), so a schema change builds them again. Every run gets
 //! a copy of the users fixture; the history databases are only read and are used in place.
 
 use std::fmt::Write as _;
@@ -408,11 +408,10 @@ struct Fixture {
 }
 
 /// The seeded Natter users (sign-ups, group rooms, DMs), built once per schema and per
-/// password hashing code: S4c's logins must verify hashes made with the server's parameters
+/// password hashing setting: S4c's logins must verify hashes made with the server's parameters
 /// (a hash with others would be verified, then made again).
 async fn users_fixture(a: &Args, work: &Path, n: usize) -> Result<Fixture> {
-    let dep = hash_dir("server/migrations")?
-        ^ hash_file(Path::new("server/src/auth/password.rs"))?.rotate_left(1);
+    let dep = hash_dir("server/migrations")? ^ hash_params()?.rotate_left(1);
     let key = format!("users-{n}-{dep:016x}");
     let dir = work.join("fixtures").join(key);
     let tokens = dir.join("tokens.tsv");
@@ -752,6 +751,29 @@ fn hash_dir(dir: &str) -> Result<u64> {
                 .unwrap_or_default(),
         );
         h.write(&std::fs::read(&f)?);
+    }
+    Ok(h.0)
+}
+
+/// The lines of `server/src/auth/password.rs` that set argon2's parameters (`const M_COST_KIB`,
+/// `T_COST`, `P_COST`, `OUTPUT_LEN`): what the stored hashes depend on, and nothing else there.
+fn hash_params() -> Result<u64> {
+    const FILE: &str = "server/src/auth/password.rs";
+    let src = std::fs::read_to_string(FILE).with_context(|| format!("reading {FILE}"))?;
+    let names = ["M_COST_KIB", "T_COST", "P_COST", "OUTPUT_LEN"];
+    let lines: Vec<&str> = src
+        .lines()
+        .filter(|l| {
+            l.strip_prefix("const ")
+                .is_some_and(|rest| names.iter().any(|n| rest.starts_with(&format!("{n}:"))))
+        })
+        .collect();
+    if lines.len() != names.len() {
+        bail!("{FILE}: expected one `const` line for each of {names:?}, found {lines:?}");
+    }
+    let mut h = Fnv::new();
+    for line in lines {
+        h.write(line.as_bytes());
     }
     Ok(h.0)
 }
