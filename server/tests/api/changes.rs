@@ -302,13 +302,8 @@ async fn the_author_or_an_admin_deletes_and_the_content_is_gone_from_storage() {
 
     // Gone from the database file itself, not just hidden: after a checkpoint moves the WAL
     // into the main file, the words are nowhere in it.
-    let db_path = app.data_dir.path().join("data/natter.db");
-    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!(
-        "sqlite://{}",
-        db_path.display()
-    ))
-    .await
-    .unwrap();
+    let db_path = app.db_path();
+    let mut conn = app.db().await;
     sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
         .execute(&mut conn)
         .await

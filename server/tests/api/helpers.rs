@@ -155,6 +155,22 @@ impl TestApp {
             .expect("request sent")
     }
 
+    /// The server's database file.
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.path().join("data/natter.db")
+    }
+
+    /// A connection of the test's own to the server's database, for what only the database
+    /// shows (stored hashes, bytes on disk).
+    pub async fn db(&self) -> sqlx::SqliteConnection {
+        use sqlx::ConnectOptions;
+        sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(self.db_path())
+            .connect()
+            .await
+            .expect("a connection to the server's database")
+    }
+
     pub fn jwt_key(&self) -> Vec<u8> {
         let text = std::fs::read_to_string(self.data_dir.path().join("data/jwt.key")).expect("key");
         hex_decode(text.trim())

@@ -56,16 +56,11 @@ async fn impossible_credentials_are_simply_wrong_credentials() {
 async fn a_password_hashed_with_old_parameters_signs_in_and_is_rehashed() {
     use argon2::password_hash::{PasswordHasher, SaltString};
     use argon2::{Algorithm, Argon2, Params, Version};
-    use sqlx::sqlite::SqliteConnectOptions;
-    use sqlx::{ConnectOptions, Row};
+    use sqlx::Row;
 
     let app = spawn_app().await;
     app.signup_ok(&bot(), "alice").await;
-    let mut db = SqliteConnectOptions::new()
-        .filename(app.data_dir.path().join("data/natter.db"))
-        .connect()
-        .await
-        .unwrap();
+    let mut db = app.db().await;
     let old = Argon2::new(
         Algorithm::Argon2id,
         Version::V0x13,

@@ -1,7 +1,6 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{ConnectOptions, Row};
+use sqlx::Row;
 
 use crate::helpers::*;
 
@@ -272,11 +271,7 @@ async fn signups_per_ip_are_limited_except_from_this_machine() {
 async fn passwords_are_stored_as_argon2id_hashes_with_owasp_parameters() {
     let app = spawn_app().await;
     app.signup_ok(&bot(), "alice").await;
-    let mut db = SqliteConnectOptions::new()
-        .filename(app.data_dir.path().join("data/natter.db"))
-        .connect()
-        .await
-        .unwrap();
+    let mut db = app.db().await;
     let row = sqlx::query("SELECT password_hash FROM users WHERE username = 'alice'")
         .fetch_one(&mut db)
         .await
