@@ -38,13 +38,15 @@ fmt-check:
 	cargo fmt --all -- --check
 
 clippy:
-	cargo clippy -p app -p server --all-targets -- -D warnings
+	cargo clippy -p app -p server -p bench --all-targets -- -D warnings
 	cargo clippy -p app -p frontend --features app/csr $(WASM_TARGET) --all-targets -- -D warnings
 
-# The second run covers the client's code that tests can run on the host (the frame decoder).
+# The second run covers the client's code that tests can run on the host (the frame decoder);
+# the third, the load generator's own arithmetic (percentiles, the floor, fixtures' keys).
 unit-tests:
 	cargo test -p app
 	cargo test -p app --features csr --lib
+	cargo test -p bench
 
 # Builds target/debug/natter too, which the browser tests run.
 integration-tests:

@@ -760,6 +760,10 @@ fn hash_dir(dir: &str) -> Result<u64> {
 fn hash_params() -> Result<u64> {
     const FILE: &str = "server/src/auth/password.rs";
     let src = std::fs::read_to_string(FILE).with_context(|| format!("reading {FILE}"))?;
+    hash_param_lines(&src).with_context(|| format!("in {FILE}"))
+}
+
+fn hash_param_lines(src: &str) -> Result<u64> {
     let names = ["M_COST_KIB", "T_COST", "P_COST", "OUTPUT_LEN"];
     let lines: Vec<&str> = src
         .lines()
@@ -769,7 +773,7 @@ fn hash_params() -> Result<u64> {
         })
         .collect();
     if lines.len() != names.len() {
-        bail!("{FILE}: expected one `const` line for each of {names:?}, found {lines:?}");
+        bail!("expected one `const` line for each of {names:?}, found {lines:?}");
     }
     let mut h = Fnv::new();
     for line in lines {
@@ -817,6 +821,21 @@ fn timestamp() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The fixture's key follows the argon2 parameters and nothing else in the file.
+    #[test]
+    fn the_users_fixture_key_follows_the_argon2_parameters_only() {
+        let src = include_str!("../../server/src/auth/password.rs");
+        let key = hash_param_lines(src).unwrap();
+        let commented = src.replacen("//! Password hashing", "//! Hashing passwords", 1);
+        assert_ne!(commented, src);
+        assert_eq!(hash_param_lines(&commented).unwrap(), key);
+        let other = src.replacen("const T_COST: u32 = ", "const T_COST: u32 = 1 + ", 1);
+        assert_ne!(other, src);
+        assert_ne!(hash_param_lines(&other).unwrap(), key);
+        let renamed = src.replacen("const T_COST:", "const PASSES:", 1);
+        assert!(hash_param_lines(&renamed).is_err());
+    }
 
     #[test]
     fn history_sql_fills_every_room_evenly_in_batches() {
