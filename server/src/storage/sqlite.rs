@@ -1329,6 +1329,27 @@ mod tests {
         (s, alice)
     }
 
+    /// A rehash replaces the hash it was made from, and nothing that replaced that meanwhile.
+    #[tokio::test]
+    async fn a_password_hash_is_replaced_only_if_it_is_still_the_old_one() {
+        let (s, alice) = storage_with_alice().await;
+        let stored = async || {
+            s.read_user_credentials(&alice.username)
+                .await
+                .unwrap()
+                .unwrap()
+                .1
+        };
+        s.replace_password_hash(alice.id, "hash", "rehashed")
+            .await
+            .unwrap();
+        assert_eq!(stored().await, "rehashed");
+        s.replace_password_hash(alice.id, "hash", "stale")
+            .await
+            .unwrap();
+        assert_eq!(stored().await, "rehashed", "a stale rehash changes nothing");
+    }
+
     /// A database in a file (WAL, the writer's threads), alice, and her room.
     async fn on_disk_with_a_room() -> (tempfile::TempDir, SqliteStorage, UserRecord, RoomRecord) {
         let dir = tempfile::tempdir().unwrap();
