@@ -66,7 +66,7 @@ const HASH_NICE: i32 = 10;
 const REST: f64 = 1.0 / 3.0;
 
 /// How long a hashing thread rests after a hash that took `took` (see [`REST`]).
-fn rest_after(took: Duration) -> Duration {
+pub fn rest_after(took: Duration) -> Duration {
     took.mul_f64(REST)
 }
 
@@ -180,14 +180,20 @@ impl Hasher {
     }
 }
 
-fn worker(queue: &Mutex<mpsc::Receiver<Work>>) {
-    // On Linux the nice value is per thread: this lowers only the hashing thread.
+/// Gives the calling thread the hashing threads' priority: the nice value [`HASH_NICE`] and
+/// the `SCHED_IDLE` class. Public for the benchmark, which runs the same load beside chat.
+pub fn lower_priority() {
+    // On Linux the nice value is per thread: this lowers only the calling thread.
     if let Err(e) = rustix::process::setpriority_process(None, HASH_NICE) {
         tracing::warn!(error = %e, "could not lower the hashing thread's priority");
     }
     if let Err(e) = yield_to_everything() {
         tracing::warn!(error = %e, "could not make the hashing thread SCHED_IDLE");
     }
+}
+
+fn worker(queue: &Mutex<mpsc::Receiver<Work>>) {
+    lower_priority();
     // This thread's working memory, allocated on first use and reused for every hash.
     let mut blocks: Vec<Block> = Vec::new();
     loop {
