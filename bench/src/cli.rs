@@ -48,6 +48,28 @@ impl Scenario {
     }
 }
 
+/// What S4c's stormy steps run beside S2 (`--storm-with`), each in steps of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StormWith {
+    /// Sign-ins over HTTP (the budget's storm).
+    Logins,
+    /// The sign-ins' argon2 verifications alone, on the server's core.
+    Hashes,
+    /// Their CPU time on registers alone (no memory), on the server's core.
+    Spin,
+}
+
+impl StormWith {
+    fn parse(s: &str) -> Result<Self> {
+        Ok(match s {
+            "logins" => Self::Logins,
+            "hashes" => Self::Hashes,
+            "spin" => Self::Spin,
+            other => bail!("--storm-with takes logins, hashes and spin, not {other}"),
+        })
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Args {
     pub scenario: Scenario,
@@ -99,6 +121,7 @@ pub struct Args {
     pub storm_rate: f64,
     pub storm_seconds: u64,
     pub storm_pairs: u64,
+    pub storm_with: Vec<StormWith>,
 
     // floor
     pub floor_seconds: u64,
@@ -153,6 +176,7 @@ impl Default for Args {
             storm_rate: 50.0,
             storm_seconds: 15,
             storm_pairs: 3,
+            storm_with: vec![StormWith::Logins, StormWith::Hashes, StormWith::Spin],
             floor_seconds: 5,
             site: "target/site".into(),
             tti_runs: 10,
@@ -186,7 +210,9 @@ S3:        --big-room N (5000) --nonreaders-pct P (1) --s3-seconds S (30)
 S4:        --write-senders N (500) --write-rates R,R,... (2500,5000,10000,15000,20000)
            --write-seconds S (5) --history-requests N (3000) --history-rooms N (100)
            --history-per-room N (100000) --storm-rate LOGINS/S (50) --storm-seconds S (15)
-           --storm-pairs N (3: quiet and stormy steps, interleaved)
+           --storm-pairs N (3 rounds: a quiet step and one per --storm-with, rotated)
+           --storm-with LIST (logins,hashes,spin: sign-ins; their hashes alone on the
+           server's core; the hashes' CPU time without memory, on that core)
 floor:     --floor-seconds S (5 per step; S2's --rooms, --members, --interval-ms set its size)
 client:    --site DIR (target/site) --tti-runs N (10: Chromium runs per mode, bench/tti.mjs;
            standalone, against --url)
@@ -253,6 +279,13 @@ pub fn parse() -> Result<Args> {
             "--storm-rate" => a.storm_rate = v.parse().with_context(bad)?,
             "--storm-seconds" => a.storm_seconds = v.parse().with_context(bad)?,
             "--storm-pairs" => a.storm_pairs = v.parse().with_context(bad)?,
+            "--storm-with" => {
+                a.storm_with = v
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(StormWith::parse)
+                    .collect::<Result<_>>()?
+            }
             "--floor-seconds" => a.floor_seconds = v.parse().with_context(bad)?,
             "--site" => a.site = value,
             "--only" => {
