@@ -375,6 +375,11 @@ pub async fn run(env: &Arc<Env>, a: &Args) -> Result<Metrics> {
     for row in &rows {
         println!("{row}");
     }
+    if hashes.is_some() {
+        println!(
+            "(the generator's CPU of the hashes' and spins' steps includes their thread, which runs on the server's core)"
+        );
+    }
     let p99s = |steps: &[fanout::Step]| -> Vec<f64> {
         steps.iter().filter_map(|s| s.latency.ms(0.99)).collect()
     };
