@@ -220,6 +220,11 @@ suite:     --only LIST  --rounds N (1)  --work-dir DIR (target/bench)
            --natter-bin PATH  --baseline-dir DIR  --pin 0|1 (1: server on core 0, taskset)
 ";
 
+/// A comma-separated list, each item parsed by `item` (empty items skipped).
+fn list<T>(v: &str, item: fn(&str) -> Result<T>) -> Result<Vec<T>> {
+    v.split(',').filter(|s| !s.is_empty()).map(item).collect()
+}
+
 pub fn parse() -> Result<Args> {
     let mut a = Args::default();
     let mut it = std::env::args().skip(1);
@@ -279,22 +284,10 @@ pub fn parse() -> Result<Args> {
             "--storm-rate" => a.storm_rate = v.parse().with_context(bad)?,
             "--storm-seconds" => a.storm_seconds = v.parse().with_context(bad)?,
             "--storm-pairs" => a.storm_pairs = v.parse().with_context(bad)?,
-            "--storm-with" => {
-                a.storm_with = v
-                    .split(',')
-                    .filter(|s| !s.is_empty())
-                    .map(StormWith::parse)
-                    .collect::<Result<_>>()?
-            }
+            "--storm-with" => a.storm_with = list(v, StormWith::parse)?,
             "--floor-seconds" => a.floor_seconds = v.parse().with_context(bad)?,
             "--site" => a.site = value,
-            "--only" => {
-                a.only = v
-                    .split(',')
-                    .filter(|s| !s.is_empty())
-                    .map(Scenario::parse)
-                    .collect::<Result<_>>()?
-            }
+            "--only" => a.only = list(v, Scenario::parse)?,
             "--work-dir" => a.work_dir = value,
             "--natter-bin" => a.natter_bin = value,
             "--baseline-dir" => a.baseline_dir = value,
@@ -307,4 +300,22 @@ pub fn parse() -> Result<Args> {
         bail!("--source-ips must be at least 1");
     }
     Ok(a)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_skip_empty_items_and_reject_unknown_ones() {
+        assert_eq!(
+            list("logins,,spin", StormWith::parse).unwrap(),
+            vec![StormWith::Logins, StormWith::Spin]
+        );
+        assert!(list("logins,hash", StormWith::parse).is_err());
+        assert_eq!(
+            list("s1,s4-storm", Scenario::parse).unwrap(),
+            vec![Scenario::Idle, Scenario::Storm]
+        );
+    }
 }
