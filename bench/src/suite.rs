@@ -317,7 +317,10 @@ impl Server {
                     // per-socket frame rate (S4a sends up to 40/s per socket) and the socket cap.
                     .env("NATTER_WS_FRAMES_PER_SEC", "1000")
                     .env("NATTER_WS_BURST", "1000")
-                    .env("NATTER_WS_MAX_CONNECTIONS", "100000");
+                    .env("NATTER_WS_MAX_CONNECTIONS", "100000")
+                    // The test-only echo route: S1 measures what a connection costs the HTTP
+                    // and WebSocket stack with no application (no sign-in, no database).
+                    .env("NATTER_WS_ECHO", "1");
             }
             Target::Baseline => {
                 let dir = std::fs::canonicalize(&a.baseline_dir)?;

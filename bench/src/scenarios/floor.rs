@@ -368,10 +368,15 @@ fn small_buffers() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig 
         .write_buffer_size(4 * 1024)
 }
 
-/// Clients on core 1: `n` connections, `concurrency` at a time, each a WebSocket handshake,
-/// one frame sent (the `hello`) and one read (the `ready`); all kept open until every one is
-/// done.
-fn connecting_clients(addr: std::net::SocketAddr, n: usize, concurrency: usize) -> Result<()> {
+/// Clients on core 1: `n` connections to `path`, `concurrency` at a time, each a WebSocket
+/// handshake, one frame sent (the `hello`) and one read (the `ready`, or its echo); all kept
+/// open until every one is done. Also S1's connections to Natter's echo route.
+pub(crate) fn connecting_clients(
+    addr: std::net::SocketAddr,
+    path: &'static str,
+    n: usize,
+    concurrency: usize,
+) -> Result<()> {
     use futures_util::{SinkExt as _, StreamExt as _};
     use tokio_tungstenite::tungstenite::Message;
     pin(1);
@@ -388,7 +393,7 @@ fn connecting_clients(addr: std::net::SocketAddr, n: usize, concurrency: usize) 
                 let stream = tokio::net::TcpStream::connect(addr).await?;
                 stream.set_nodelay(true)?;
                 let (mut ws, _) = tokio_tungstenite::client_async_with_config(
-                    format!("ws://{addr}/ws"),
+                    format!("ws://{addr}{path}"),
                     stream,
                     Some(small_buffers()),
                 )
@@ -416,7 +421,7 @@ fn connections(n: usize, concurrency: usize) -> Result<ConnectStep> {
     pin(0);
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
-    let clients = std::thread::spawn(move || connecting_clients(addr, n, concurrency));
+    let clients = std::thread::spawn(move || connecting_clients(addr, "/ws", n, concurrency));
     let ready = "x".repeat(READY_BYTES);
     let mut kept = Vec::with_capacity(n);
     let (u0, s0) = thread_cpu();

@@ -122,6 +122,10 @@ pub async fn run(env: &Arc<Env>, a: &Args) -> Result<Metrics> {
         idle.generator_pct()
     );
     fleet.abort();
+    let stack_us = match env.target {
+        Target::Natter => stack_cpu_per_conn(env, ok).await?,
+        Target::Baseline => None,
+    };
 
     let mut m = Metrics::default();
     m.add(
@@ -167,6 +171,13 @@ pub async fn run(env: &Arc<Env>, a: &Args) -> Result<Metrics> {
         Better::Lower,
     );
     m.add(
+        "s1.stack_cpu_us_per_conn",
+        "S1 server CPU per connection to the echo route (the HTTP and WebSocket stack, no application)",
+        "µs",
+        stack_us,
+        Better::Lower,
+    );
+    m.add(
         "s1.ready_p99_ms",
         "S1 connect → ready p99 (per socket)",
         "ms",
@@ -181,4 +192,33 @@ pub async fn run(env: &Arc<Env>, a: &Args) -> Result<Metrics> {
         Better::Lower,
     );
     Ok(m)
+}
+
+/// What the same number of connections cost the server on its test-only echo route
+/// (`NATTER_WS_ECHO=1`, as the suite starts it): hyper, axum's upgrade, tokio and Natter's
+/// socket tasks, with no sign-in, database, rooms or presence. Between the floor (no server)
+/// and S1 (everything), it tells the stack's share from the application's. `None` when the
+/// server has no echo route.
+async fn stack_cpu_per_conn(env: &Env, n: usize) -> Result<Option<f64>> {
+    // The closed sockets' goodbyes (presence, last seen) first.
+    procfs::wait_quiet(env.pid, Duration::from_secs(60)).await?;
+    let before = procfs::sample(env.pid)?;
+    let addr = env.addr;
+    let clients = tokio::task::spawn_blocking(move || {
+        super::floor::connecting_clients(addr, "/ws/echo", n.max(1), 100)
+    })
+    .await?;
+    if let Err(e) = clients {
+        println!("echo route: not measured ({e}); the server runs without NATTER_WS_ECHO=1?");
+        return Ok(None);
+    }
+    let after = procfs::sample(env.pid)?;
+    let cpu_us = Delta::between(&before, &after)
+        .server_cpu_s
+        .map(|c| c * 1e6 / n.max(1) as f64);
+    println!(
+        "echo route (the stack, no application): server CPU per connection {} µs",
+        fmt(cpu_us)
+    );
+    Ok(cpu_us)
 }
