@@ -116,19 +116,29 @@ const PAGE: u64 = 4096;
 /// Pins the calling thread to one core. On a machine without that core the thread runs
 /// unpinned, with a note: the numbers then include sharing a core with the readers.
 fn pin(core: usize) {
-    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET and sched_setaffinity only
-    // read and write that local set.
-    let rc = unsafe {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET only writes that local set.
+    let set = unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
         libc::CPU_SET(core, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
+        set
     };
+    if let Err(e) = set_affinity(&set) {
+        println!("note: could not pin a thread to core {core} ({e}): running it unpinned");
+    }
+}
+
+/// Lets the calling thread run on `cores` only.
+pub(crate) fn set_affinity(cores: &libc::cpu_set_t) -> Result<()> {
+    // SAFETY: sched_setaffinity reads the set we pass by reference and changes only the
+    // calling thread's (pid 0) affinity.
+    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), cores) };
     if rc != 0 {
-        println!(
-            "note: could not pin a thread to core {core} ({}): running it unpinned",
+        bail!(
+            "setting a thread's cores: {}",
             std::io::Error::last_os_error()
         );
     }
+    Ok(())
 }
 
 /// CPU seconds (user, system) of the calling thread.

@@ -23,6 +23,7 @@ use server::auth::password::{Hasher, Verified};
 use tokio::task::JoinHandle;
 
 use super::fanout;
+use super::floor::set_affinity;
 use crate::api;
 use crate::cli::{Args, StormWith};
 use crate::fleet::Env;
@@ -219,20 +220,6 @@ fn affinity_of(pid: u32) -> Result<libc::cpu_set_t> {
         }
         Ok(set)
     }
-}
-
-/// Lets the calling thread run on `cores` only.
-fn set_affinity(cores: &libc::cpu_set_t) -> Result<()> {
-    // SAFETY: sched_setaffinity reads the set we pass by reference and changes only the
-    // calling thread's (pid 0) affinity.
-    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), cores) };
-    if rc != 0 {
-        bail!(
-            "moving the hashing thread to the server's cores: {}",
-            std::io::Error::last_os_error()
-        );
-    }
-    Ok(())
 }
 
 pub struct Logins {
