@@ -1,5 +1,6 @@
 // Accounts and the app shell, as a new user meets them, at phone and desktop sizes
 // (the `phone` and `desktop` projects run every test).
+import { type Page } from '@playwright/test';
 import { createRoom, expect, logIn, logOut, messages, PASSWORD, send, showSidebar, signUp, test, uniqueName, url } from './helpers';
 
 test('a visitor is sent to the login page and can reach sign-up from there', async ({ page, consoleErrors }) => {
@@ -107,43 +108,67 @@ test('logging out in one tab ends the session for the others on their next reque
   await context.close();
 });
 
-test("logging out leaves nothing of the user's chat on the device", async ({ page, consoleErrors }) => {
-  // The keys of what the app keeps for offline use (IndexedDB), as the next person on this
-  // device could read them.
-  const keptKeys = () =>
-    page.evaluate(
-      () =>
-        new Promise<string[]>((resolve, reject) => {
-          const open = indexedDB.open('natter');
-          open.onerror = () => reject(open.error);
-          open.onsuccess = () => {
-            const db = open.result;
-            if (!db.objectStoreNames.contains('snapshots')) {
-              db.close();
-              resolve([]);
-              return;
-            }
-            const keys = db.transaction('snapshots').objectStore('snapshots').getAllKeys();
-            keys.onerror = () => reject(keys.error);
-            keys.onsuccess = () => {
-              db.close();
-              resolve(keys.result.map(String));
-            };
+/** The keys of what the app keeps for offline use (IndexedDB), as the next person on this
+ * device could read them. */
+const keptKeys = (page: Page) =>
+  page.evaluate(
+    () =>
+      new Promise<string[]>((resolve, reject) => {
+        const open = indexedDB.open('natter');
+        open.onerror = () => reject(open.error);
+        open.onsuccess = () => {
+          const db = open.result;
+          if (!db.objectStoreNames.contains('snapshots')) {
+            db.close();
+            resolve([]);
+            return;
+          }
+          const keys = db.transaction('snapshots').objectStore('snapshots').getAllKeys();
+          keys.onerror = () => reject(keys.error);
+          keys.onsuccess = () => {
+            db.close();
+            resolve(keys.result.map(String));
           };
-        }),
-    );
+        };
+      }),
+  );
+
+test("logging out leaves nothing of the user's chat on the device", async ({ page, consoleErrors }) => {
   const name = uniqueName('kept');
   await signUp(page, name);
   await expect(page.getByRole('heading', { name: `Welcome, ${name}` })).toBeVisible();
   await createRoom(page, uniqueName('room'));
   await send(page, 'kept for reading offline');
   await expect(messages(page).getByText('kept for reading offline')).toBeVisible();
-  await expect.poll(keptKeys).toHaveLength(1);
+  await expect.poll(() => keptKeys(page)).toHaveLength(1);
   // A change just before logging out: its save is still waiting when the chat ends.
   await send(page, 'sent just before logging out');
   await expect(messages(page).getByText('sent just before logging out')).toBeVisible();
   await logOut(page);
   await page.waitForTimeout(2000);
-  expect(await keptKeys()).toEqual([]);
+  expect(await keptKeys(page)).toEqual([]);
+  expect(consoleErrors).toEqual([]);
+});
+
+test('logging out forgets the kept chat even when the socket closes before the answer', async ({
+  page,
+  consoleErrors,
+}) => {
+  const name = uniqueName('kept');
+  await signUp(page, name);
+  await expect(page.getByRole('heading', { name: `Welcome, ${name}` })).toBeVisible();
+  await createRoom(page, uniqueName('room'));
+  await send(page, 'kept for reading offline');
+  await expect(messages(page).getByText('kept for reading offline')).toBeVisible();
+  await expect.poll(() => keptKeys(page)).toHaveLength(1);
+  // The server ends the session and closes this user's sockets at once; hold its answer back,
+  // so that the socket's close (which signs the page out) arrives first.
+  await page.route('**/api/auth/logout', async (route) => {
+    const response = await route.fetch();
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    await route.fulfill({ response });
+  });
+  await logOut(page);
+  await expect.poll(() => keptKeys(page)).toEqual([]);
   expect(consoleErrors).toEqual([]);
 });
