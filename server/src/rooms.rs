@@ -97,11 +97,13 @@ async fn membership(
 
 fn member_of(state: &AppState, m: MemberRecord) -> Member {
     let online = state.hub.is_online(m.user.id);
+    // An end not yet written is newer than what storage has.
+    let last_seen_at = state.last_seen.get(m.user.id).or(m.last_seen_at);
     Member {
         user: user_json(m.user),
         role: m.role,
         online,
-        last_seen_at: if online { None } else { m.last_seen_at },
+        last_seen_at: if online { None } else { last_seen_at },
         last_read_seq: m.last_read_seq,
     }
 }

@@ -119,6 +119,7 @@ impl Application {
             throttle: Arc::new(Throttle::default()),
             origins: Arc::new(origins),
             hub,
+            last_seen: Arc::default(),
             writer,
             media: Arc::new(media),
             pusher,
@@ -154,6 +155,8 @@ impl Application {
         let storage = state.storage.clone();
         tasks.spawn(sweep(state.clone(), shutdown.clone()));
         tasks.spawn(state.hub.clone().run_flusher(shutdown.clone()));
+        let last_seen = state.last_seen.clone();
+        tasks.spawn(last_seen.clone().run(storage.clone(), shutdown.clone()));
         let app = crate::web::router(state);
         let listener = listener.tap_io(|tcp| {
             // Chat frames are small and latency-sensitive; Nagle would hold them back.
@@ -179,6 +182,8 @@ impl Application {
         shutdown.cancel();
         tasks.close();
         tasks.wait().await;
+        // Every socket has ended: write when their users were last seen, in one go.
+        last_seen.flush(storage.as_ref()).await;
         // Nothing writes any more: leave the database clean for the next start.
         storage.close().await;
         Ok(())

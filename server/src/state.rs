@@ -11,6 +11,7 @@ use crate::auth::token::TokenKeys;
 use crate::config::Config;
 use crate::media::MediaStore;
 use crate::realtime::hub::Hub;
+use crate::realtime::last_seen::LastSeen;
 use crate::realtime::writer::MessageWriter;
 use crate::storage::Storage;
 
@@ -23,6 +24,8 @@ pub struct AppState {
     pub throttle: Arc<Throttle>,
     pub origins: Arc<Origins>,
     pub hub: Arc<Hub>,
+    /// When users went offline, not yet written to storage.
+    pub last_seen: Arc<LastSeen>,
     pub writer: MessageWriter,
     /// Uploaded files on disk.
     pub media: Arc<MediaStore>,

@@ -145,7 +145,7 @@ fn run(
             &mut handler,
         )
         .await;
-        handler.ended().await;
+        handler.ended();
     }
 }
 
@@ -277,7 +277,7 @@ struct ChatHandler {
 
 impl ChatHandler {
     /// The socket has ended: unregister it, and tell the user's rooms if they went offline.
-    async fn ended(&self) {
+    fn ended(&self) {
         let state = &self.state;
         let conn = &self.conn;
         let (rooms, went_offline) = state.hub.disconnect(conn);
@@ -293,9 +293,7 @@ impl ChatHandler {
             };
             state.hub.announce_presence(&rooms, &presence);
         }
-        if let Err(e) = state.storage.update_user_last_seen(conn.user, now).await {
-            tracing::warn!(error = ?e, "could not record last seen");
-        }
+        state.last_seen.record(conn.user, now);
     }
 
     fn error(&self, code: ErrorCode, message: &str, client_id: Option<String>) {

@@ -326,7 +326,8 @@ pub trait Storage: Send + Sync + 'static {
         prefix: &str,
         limit: i64,
     ) -> Result<Vec<UserRecord>, StorageError>;
-    async fn update_user_last_seen(&self, user: UserId, at: i64) -> Result<(), StorageError>;
+    /// Records when each user was last connected (ms), in one transaction.
+    async fn update_users_last_seen(&self, seen: &[(UserId, i64)]) -> Result<(), StorageError>;
     /// Stores `new` as `user`'s password hash if the stored one is still `old` (a rehash with
     /// new parameters at sign-in must not undo a change made meanwhile).
     async fn replace_password_hash(

@@ -578,13 +578,19 @@ impl Storage for SqliteStorage {
         rows.into_iter().map(TryInto::try_into).collect()
     }
 
-    #[tracing::instrument(skip_all, fields(user_id = %user))]
-    async fn update_user_last_seen(&self, user: UserId, at: i64) -> Result<(), StorageError> {
-        sqlx::query("UPDATE users SET last_seen_at = ? WHERE id = ?")
+    #[tracing::instrument(skip_all, fields(users = seen.len()))]
+    async fn update_users_last_seen(&self, seen: &[(UserId, i64)]) -> Result<(), StorageError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        for &(user, at) in seen {
+            sqlx::query(
+                "UPDATE users SET last_seen_at = MAX(?, COALESCE(last_seen_at, 0)) WHERE id = ?",
+            )
             .bind(at)
             .bind(user.get())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -1366,6 +1372,26 @@ mod tests {
             .await
             .unwrap();
         (dir, s, alice, room)
+    }
+
+    #[tokio::test]
+    async fn last_seen_is_written_for_many_users_at_once_and_never_goes_back() {
+        let (_dir, s, alice, room) = on_disk_with_a_room().await;
+        let seen = |s: SqliteStorage| async move {
+            s.read_members(room.id).await.unwrap()[0].last_seen_at
+        };
+        assert_eq!(seen(s.clone()).await, None);
+        // A user id with no account (deleted meanwhile) is skipped, not an error.
+        s.update_users_last_seen(&[(alice.id, 50), (UserId::new(999), 60)])
+            .await
+            .unwrap();
+        assert_eq!(seen(s.clone()).await, Some(50));
+        s.update_users_last_seen(&[(alice.id, 40)]).await.unwrap();
+        assert_eq!(
+            seen(s.clone()).await,
+            Some(50),
+            "an older time does not win"
+        );
     }
 
     /// SQLite's VM steps to list `user`'s rooms (the room list of a `hello`): how much of the

@@ -744,6 +744,67 @@ async fn shutting_down_closes_every_socket_with_1001() {
     }
 }
 
+/// The sockets a stopping server closes end after its background writers have stopped: when
+/// their users were last seen must still reach the database before it closes.
+#[tokio::test]
+async fn a_stopping_server_records_when_the_users_of_its_open_sockets_were_last_seen() {
+    let mut app = spawn_app().await;
+    let (alice, bob, _room) = two_in_a_room(&app).await;
+    let ids = [app.user_id(&alice).await, app.user_id(&bob).await];
+    let mut a = app.ws(&alice).await;
+    let mut b = app.ws(&bob).await;
+    app.stop();
+    for ws in [&mut a, &mut b] {
+        ws.until_end().await;
+    }
+    // The server finishes stopping after the sockets are closed: wait for the rows.
+    let seen = stored_last_seen(&app, &ids).await;
+    assert_eq!(seen.len(), 2, "both users' last-seen times are stored");
+    assert!(seen.iter().all(|&at| at > 0));
+}
+
+/// A running server writes when users went offline in batches, soon after.
+#[tokio::test]
+async fn a_running_server_stores_when_a_user_was_last_seen() {
+    let app = spawn_app().await;
+    let (alice, bob, _room) = two_in_a_room(&app).await;
+    let bob_id = app.user_id(&bob).await;
+    let _a = app.ws(&alice).await;
+    let b = app.ws(&bob).await;
+    assert!(stored_last_seen_now(&app, &[bob_id]).await.is_empty());
+    drop(b);
+    let seen = stored_last_seen(&app, &[bob_id]).await;
+    assert_eq!(seen.len(), 1, "bob's last-seen time is stored");
+}
+
+/// The users of `ids` whose last-seen time is stored, once all are or after ten seconds.
+async fn stored_last_seen(app: &TestApp, ids: &[i64]) -> Vec<i64> {
+    let mut seen = Vec::new();
+    for _ in 0..200 {
+        seen = stored_last_seen_now(app, ids).await;
+        if seen.len() == ids.len() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    seen
+}
+
+async fn stored_last_seen_now(app: &TestApp, ids: &[i64]) -> Vec<i64> {
+    use sqlx::Row;
+    let mut db = app.db().await;
+    let mut seen = Vec::new();
+    for &id in ids {
+        let row = sqlx::query("SELECT last_seen_at FROM users WHERE id = ?")
+            .bind(id)
+            .fetch_one(&mut db)
+            .await
+            .unwrap();
+        seen.extend(row.get::<Option<i64>, _>(0));
+    }
+    seen
+}
+
 #[tokio::test]
 async fn a_socket_that_says_no_hello_in_time_is_closed_and_one_that_does_stays() {
     let app =

@@ -1,0 +1,105 @@
+//! When each user was last connected ("last seen"), recorded as their last socket ends and
+//! written to the database in batches.
+//!
+//! Why batches: "last seen" is advice shown beside an offline member, not data a client was
+//! promised, and it changes for every user at once when many sockets end together (a server
+//! stopping, a network cut). Written one row per socket, each end was its own `fsync`'d
+//! transaction, all queued behind the single SQLite writer lock that messages need too: a
+//! server with 5,000 open sockets took seconds to stop (docs/perf.md, seventeenth round). Here
+//! an end costs a map insert; a background task writes what has gathered once a second in one
+//! transaction per [`CHUNK`] users, and the server writes the rest after the last socket ended,
+//! before it closes the database. Until written, readers see the pending value through
+//! [`LastSeen::get`].
+//!
+//! Bounded: one entry per user (a later end replaces an earlier one), and a user is only added
+//! by one of their sockets ending, so the map never holds more users than have accounts.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use app::domain::UserId;
+use tokio_util::sync::CancellationToken;
+
+use crate::storage::Storage;
+
+/// How often gathered ends are written.
+pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// Users written per transaction at most.
+pub const CHUNK: usize = 1000;
+
+#[derive(Default)]
+pub struct LastSeen {
+    pending: Mutex<HashMap<UserId, i64>>,
+}
+
+impl LastSeen {
+    /// `user`'s last socket ended at `at` (ms since the epoch).
+    pub fn record(&self, user: UserId, at: i64) {
+        let mut pending = self.lock();
+        let seen = pending.entry(user).or_insert(at);
+        *seen = (*seen).max(at);
+    }
+
+    /// A time recorded for `user` and not yet written.
+    pub fn get(&self, user: UserId) -> Option<i64> {
+        self.lock().get(&user).copied()
+    }
+
+    /// Writes what has gathered. What fails to be written is kept for the next try, unless a
+    /// newer time was recorded meanwhile. Returns how many users were written.
+    pub async fn flush(&self, storage: &dyn Storage) -> usize {
+        let taken: Vec<(UserId, i64)> = self.lock().drain().collect();
+        let mut written = 0;
+        for chunk in taken.chunks(CHUNK) {
+            match storage.update_users_last_seen(chunk).await {
+                Ok(()) => written += chunk.len(),
+                Err(e) => {
+                    tracing::warn!(error = ?e, users = chunk.len(), "could not record last seen");
+                    for &(user, at) in chunk {
+                        self.record(user, at);
+                    }
+                }
+            }
+        }
+        written
+    }
+
+    /// Writes what has gathered every [`FLUSH_EVERY`] until `shutdown`. The last ends of a
+    /// stopping server come after that: [`flush`](Self::flush) them once the sockets are done.
+    pub async fn run(self: Arc<Self>, storage: Arc<dyn Storage>, shutdown: CancellationToken) {
+        let mut every = tokio::time::interval(FLUSH_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = every.tick() => {}
+            }
+            if !self.lock().is_empty() {
+                self.flush(storage.as_ref()).await;
+            }
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<UserId, i64>> {
+        // A map of plain values: a panic elsewhere cannot leave it half-updated.
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_user_is_kept_once_with_their_latest_time() {
+        let seen = LastSeen::default();
+        let alice = UserId::new(1);
+        seen.record(alice, 20);
+        seen.record(alice, 10);
+        seen.record(UserId::new(2), 5);
+        assert_eq!(seen.get(alice), Some(20));
+        assert_eq!(seen.lock().len(), 2);
+        assert_eq!(seen.get(UserId::new(3)), None);
+    }
+}
