@@ -172,3 +172,29 @@ test('logging out forgets the kept chat even when the socket closes before the a
   await expect.poll(() => keptKeys(page)).toEqual([]);
   expect(consoleErrors).toEqual([]);
 });
+
+test("a session ended from another device leaves nothing of the user's chat on this one", async ({
+  page,
+  consoleErrors,
+  request,
+}) => {
+  const name = uniqueName('kept');
+  await signUp(page, name);
+  await expect(page.getByRole('heading', { name: `Welcome, ${name}` })).toBeVisible();
+  await createRoom(page, uniqueName('room'));
+  await send(page, 'kept for reading offline');
+  await expect(messages(page).getByText('kept for reading offline')).toBeVisible();
+  await expect.poll(() => keptKeys(page)).toHaveLength(1);
+  // Another device signs in as the same user and logs out everywhere.
+  const login = await request.post(url('/api/auth/login'), { data: { username: name, password: PASSWORD } });
+  expect(login.status()).toBe(200);
+  const { token } = await login.json();
+  const all = await request.post(url('/api/auth/logout-all'), {
+    headers: { Authorization: `Bearer ${token}` },
+    data: {},
+  });
+  expect(all.status()).toBe(204);
+  await expect(page).toHaveURL(url('/login'));
+  await expect.poll(() => keptKeys(page)).toEqual([]);
+  expect(consoleErrors).toEqual([]);
+});

@@ -44,7 +44,15 @@ fn SignedInLayout() -> impl IntoView {
         nav.path();
         drawer_open.set(false);
     });
-    let on_session_end = move || session.state.set(AuthState::SignedOut);
+    // The server ended the session (a logout elsewhere, "log out everywhere", its expiry): this
+    // device is signed out and keeps nothing of the user's chat, as after logging out here.
+    let on_session_end = move || {
+        let user = session.user();
+        session.state.set(AuthState::SignedOut);
+        if let Some(user) = user {
+            spawn_local(super::chat::offline::forget(user.id));
+        }
+    };
     // What was kept offline shows at once; then the socket resumes from it.
     let me = session.user();
     chat.me.set(me.clone());
