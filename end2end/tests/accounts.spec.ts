@@ -133,7 +133,9 @@ const keptKeys = (page: Page) =>
       }),
   );
 
-test("logging out leaves nothing of the user's chat on the device", async ({ page, consoleErrors }) => {
+/** Signs a new user up with a room and a message, and waits until the app keeps them for
+ * offline use. Returns the username. */
+async function keepSomeChat(page: Page): Promise<string> {
   const name = uniqueName('kept');
   await signUp(page, name);
   await expect(page.getByRole('heading', { name: `Welcome, ${name}` })).toBeVisible();
@@ -141,6 +143,11 @@ test("logging out leaves nothing of the user's chat on the device", async ({ pag
   await send(page, 'kept for reading offline');
   await expect(messages(page).getByText('kept for reading offline')).toBeVisible();
   await expect.poll(() => keptKeys(page)).toHaveLength(1);
+  return name;
+}
+
+test("logging out leaves nothing of the user's chat on the device", async ({ page, consoleErrors }) => {
+  await keepSomeChat(page);
   // A change just before logging out: its save is still waiting when the chat ends.
   await send(page, 'sent just before logging out');
   await expect(messages(page).getByText('sent just before logging out')).toBeVisible();
@@ -154,13 +161,7 @@ test('logging out forgets the kept chat even when the socket closes before the a
   page,
   consoleErrors,
 }) => {
-  const name = uniqueName('kept');
-  await signUp(page, name);
-  await expect(page.getByRole('heading', { name: `Welcome, ${name}` })).toBeVisible();
-  await createRoom(page, uniqueName('room'));
-  await send(page, 'kept for reading offline');
-  await expect(messages(page).getByText('kept for reading offline')).toBeVisible();
-  await expect.poll(() => keptKeys(page)).toHaveLength(1);
+  await keepSomeChat(page);
   // The server ends the session and closes this user's sockets at once; hold its answer back,
   // so that the socket's close (which signs the page out) arrives first.
   await page.route('**/api/auth/logout', async (route) => {
@@ -178,13 +179,7 @@ test("a session ended from another device leaves nothing of the user's chat on t
   consoleErrors,
   request,
 }) => {
-  const name = uniqueName('kept');
-  await signUp(page, name);
-  await expect(page.getByRole('heading', { name: `Welcome, ${name}` })).toBeVisible();
-  await createRoom(page, uniqueName('room'));
-  await send(page, 'kept for reading offline');
-  await expect(messages(page).getByText('kept for reading offline')).toBeVisible();
-  await expect.poll(() => keptKeys(page)).toHaveLength(1);
+  const name = await keepSomeChat(page);
   // Another device signs in as the same user and logs out everywhere.
   const login = await request.post(url('/api/auth/login'), { data: { username: name, password: PASSWORD } });
   expect(login.status()).toBe(200);
