@@ -5,7 +5,8 @@
 //! promised, and it changes for every user at once when many sockets end together (a server
 //! stopping, a network cut). Written one row per socket, each end was its own `fsync`'d
 //! transaction, all queued behind the single SQLite writer lock that messages need too: a
-//! server with 5,000 open sockets took seconds to stop (docs/perf.md, seventeenth round). Here
+//! server with 5,000 open sockets took 1.4 s to stop on a fast disk, and would take ~10 s where
+//! an `fsync` takes 2 ms (docs/perf.md, seventeenth round). Here
 //! an end costs a map insert; a background task writes what has gathered once a second in one
 //! transaction per [`CHUNK`] users, and the server writes the rest after the last socket ended,
 //! before it closes the database. Until written, readers see the pending value through
@@ -46,19 +47,25 @@ impl LastSeen {
         self.lock().get(&user).copied()
     }
 
-    /// Writes what has gathered. What fails to be written is kept for the next try, unless a
-    /// newer time was recorded meanwhile. Returns how many users were written.
+    /// Writes what has gathered. An entry leaves the map only once written (so readers see it
+    /// in one place or the other), and only if no newer time was recorded meanwhile; what fails
+    /// to be written stays for the next try. Returns how many users were written.
     pub async fn flush(&self, storage: &dyn Storage) -> usize {
-        let taken: Vec<(UserId, i64)> = self.lock().drain().collect();
+        let gathered: Vec<(UserId, i64)> = self.lock().iter().map(|(&u, &at)| (u, at)).collect();
         let mut written = 0;
-        for chunk in taken.chunks(CHUNK) {
+        for chunk in gathered.chunks(CHUNK) {
             match storage.update_users_last_seen(chunk).await {
-                Ok(()) => written += chunk.len(),
+                Ok(()) => {
+                    written += chunk.len();
+                    let mut pending = self.lock();
+                    for (user, at) in chunk {
+                        if pending.get(user) == Some(at) {
+                            pending.remove(user);
+                        }
+                    }
+                }
                 Err(e) => {
                     tracing::warn!(error = ?e, users = chunk.len(), "could not record last seen");
-                    for &(user, at) in chunk {
-                        self.record(user, at);
-                    }
                 }
             }
         }
@@ -101,5 +108,41 @@ mod tests {
         assert_eq!(seen.get(alice), Some(20));
         assert_eq!(seen.lock().len(), 2);
         assert_eq!(seen.get(UserId::new(3)), None);
+    }
+
+    #[tokio::test]
+    async fn a_flush_writes_what_gathered_and_leaves_the_map_empty() {
+        use app::domain::{DisplayName, RoomName, Topic, Username, Visibility};
+
+        use crate::storage::{NewRoom, NewUser, SqliteStorage};
+        let storage = SqliteStorage::in_memory().await.unwrap();
+        let alice = storage
+            .create_user(NewUser {
+                username: Username::parse("alice").unwrap(),
+                display_name: DisplayName::parse("Alice").unwrap(),
+                password_hash: "hash".into(),
+                created_at: 1,
+            })
+            .await
+            .unwrap();
+        let room = storage
+            .create_room(NewRoom {
+                name: RoomName::parse("general").unwrap(),
+                topic: Topic::default(),
+                visibility: Visibility::Public,
+                owner: alice.id,
+                created_at: 1,
+            })
+            .await
+            .unwrap();
+        let seen = LastSeen::default();
+        seen.record(alice.id, 10);
+        // A user deleted meanwhile has no row to update: not an error.
+        seen.record(UserId::new(999), 20);
+        assert_eq!(seen.flush(&storage).await, 2);
+        assert!(seen.lock().is_empty());
+        assert_eq!(seen.flush(&storage).await, 0);
+        let members = storage.read_members(room.id).await.unwrap();
+        assert_eq!(members[0].last_seen_at, Some(10));
     }
 }
