@@ -112,29 +112,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_flush_writes_what_gathered_and_leaves_the_map_empty() {
-        use app::domain::{DisplayName, RoomName, Topic, Username, Visibility};
-
-        use crate::storage::{NewRoom, NewUser, SqliteStorage};
+        use crate::storage::SqliteStorage;
+        use crate::storage::test_data::alice_with_a_room;
         let storage = SqliteStorage::in_memory().await.unwrap();
-        let alice = storage
-            .create_user(NewUser {
-                username: Username::parse("alice").unwrap(),
-                display_name: DisplayName::parse("Alice").unwrap(),
-                password_hash: "hash".into(),
-                created_at: 1,
-            })
-            .await
-            .unwrap();
-        let room = storage
-            .create_room(NewRoom {
-                name: RoomName::parse("general").unwrap(),
-                topic: Topic::default(),
-                visibility: Visibility::Public,
-                owner: alice.id,
-                created_at: 1,
-            })
-            .await
-            .unwrap();
+        let (alice, room) = alice_with_a_room(&storage).await;
         let seen = LastSeen::default();
         seen.record(alice.id, 10);
         // A user deleted meanwhile has no row to update: not an error.

@@ -510,3 +510,39 @@ pub trait Storage: Send + Sync + 'static {
     /// nothing to recover).
     async fn close(&self);
 }
+
+/// Rows the storage and realtime tests start from.
+#[cfg(test)]
+pub(crate) mod test_data {
+    use app::domain::{DisplayName, RoomName, Topic, Username, Visibility};
+
+    use super::{NewRoom, NewUser, RoomRecord, Storage, UserRecord};
+
+    /// The user `alice` ("Alice").
+    pub(crate) async fn alice(s: &dyn Storage) -> UserRecord {
+        s.create_user(NewUser {
+            username: Username::parse("alice").unwrap(),
+            display_name: DisplayName::parse("Alice").unwrap(),
+            password_hash: "hash".into(),
+            created_at: 1,
+        })
+        .await
+        .unwrap()
+    }
+
+    /// `alice` and her public room `general`.
+    pub(crate) async fn alice_with_a_room(s: &dyn Storage) -> (UserRecord, RoomRecord) {
+        let alice = alice(s).await;
+        let room = s
+            .create_room(NewRoom {
+                name: RoomName::parse("general").unwrap(),
+                topic: Topic::default(),
+                visibility: Visibility::Public,
+                owner: alice.id,
+                created_at: 1,
+            })
+            .await
+            .unwrap();
+        (alice, room)
+    }
+}

@@ -1319,14 +1319,7 @@ mod tests {
     use crate::storage::NewMessage;
 
     async fn add_alice(s: &SqliteStorage) -> UserRecord {
-        s.create_user(NewUser {
-            username: Username::parse("alice").unwrap(),
-            display_name: DisplayName::parse("Alice").unwrap(),
-            password_hash: "hash".into(),
-            created_at: 1,
-        })
-        .await
-        .unwrap()
+        crate::storage::test_data::alice(s).await
     }
 
     async fn storage_with_alice() -> (SqliteStorage, UserRecord) {
@@ -1360,17 +1353,7 @@ mod tests {
     async fn on_disk_with_a_room() -> (tempfile::TempDir, SqliteStorage, UserRecord, RoomRecord) {
         let dir = tempfile::tempdir().unwrap();
         let s = SqliteStorage::open(dir.path()).await.unwrap();
-        let alice = add_alice(&s).await;
-        let room = s
-            .create_room(NewRoom {
-                name: RoomName::parse("general").unwrap(),
-                topic: Topic::default(),
-                visibility: Visibility::Public,
-                owner: alice.id,
-                created_at: 1,
-            })
-            .await
-            .unwrap();
+        let (alice, room) = crate::storage::test_data::alice_with_a_room(&s).await;
         (dir, s, alice, room)
     }
 
