@@ -522,20 +522,20 @@ impl Storage for SqliteStorage {
         &self,
         username: &Username,
     ) -> Result<Option<(UserRecord, String)>, StorageError> {
-        #[derive(FromRow)]
-        struct Row {
-            #[sqlx(flatten)]
-            user: UserRow,
-            password_hash: String,
-        }
-        let row: Option<Row> = sqlx::query_as(
-            "SELECT id, username, display_name, created_at, password_hash
-             FROM users WHERE username = ?",
-        )
-        .bind(username.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| Ok((r.user.try_into()?, r.password_hash)))
+        // Inline, like the socket's reads: on the sqlx pool a sign-in woke a worker thread,
+        // which could take the core from the chat's runtime thread (see the writer's `create_session`).
+        let row = self.readers.with(|conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT id, username, display_name, created_at, password_hash
+                     FROM users WHERE username = ?",
+                )?
+                .query_row(rusqlite::params![username.as_str()], |r| {
+                    Ok((reader::user_row(r, 0)?, r.get::<_, String>(4)?))
+                })
+                .optional()?)
+        })?;
+        row.map(|(user, hash)| Ok((user.try_into()?, hash)))
             .transpose()
     }
 
@@ -612,18 +612,7 @@ impl Storage for SqliteStorage {
 
     #[tracing::instrument(skip_all, fields(user_id = %new.user_id))]
     async fn create_session(&self, new: NewSession) -> Result<(), StorageError> {
-        sqlx::query(
-            "INSERT INTO sessions (id, user_id, created_at, expires_at, created_ip)
-             VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(&new.id)
-        .bind(new.user_id.get())
-        .bind(new.created_at)
-        .bind(new.expires_at)
-        .bind(new.created_ip.to_string())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        self.writer.create_session(new).await
     }
 
     #[tracing::instrument(skip_all)]

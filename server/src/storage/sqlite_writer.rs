@@ -1,5 +1,6 @@
 //! The SQLite message writer: one thread with its own connection (rusqlite) that applies each
-//! batch of changes in one `BEGIN IMMEDIATE` transaction, with cached prepared statements.
+//! batch of changes in one `BEGIN IMMEDIATE` transaction, with cached prepared statements. It
+//! also stores new sessions (see [`Writer::create_session`]).
 //!
 //! Why not sqlx here: sqlx runs every SQLite statement on its worker thread and hands the
 //! result back to the async task, two context switches per statement. An append is six to
@@ -23,7 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{MessageRow, UploadRow, corrupt, from_json, parse_role, reply_ref, to_json};
 use crate::storage::{
-    Change, ChangeOutcome, MAX_REACTION_EMOJI, NewMessage, StorageError, UploadRecord,
+    Change, ChangeOutcome, MAX_REACTION_EMOJI, NewMessage, NewSession, StorageError, UploadRecord,
 };
 
 /// Batches waiting for the thread (the message writer sends one at a time anyway).
@@ -35,13 +36,19 @@ const WRITER_CACHE_KIB: u32 = 16 * 1024;
 
 type Reply = oneshot::Sender<Result<Vec<ChangeOutcome>, StorageError>>;
 
+/// What the writer thread is asked to write.
+enum Job {
+    Changes(Vec<Change>, Reply),
+    Session(NewSession, oneshot::Sender<Result<(), StorageError>>),
+}
+
 /// How often WAL pages are copied back into the database file (see [`checkpoints`]).
 pub(super) const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
 /// A handle on the writer thread; the thread ends when the last handle is dropped.
 #[derive(Clone)]
 pub(super) struct Writer {
-    jobs: mpsc::Sender<(Vec<Change>, Reply)>,
+    jobs: mpsc::Sender<Job>,
     /// Dropped with the last handle: stops the checkpoint thread.
     _checkpoints: Arc<std::sync::mpsc::SyncSender<()>>,
 }
@@ -59,15 +66,22 @@ impl Writer {
         conn.execute_batch(&format!("PRAGMA cache_size = -{};", WRITER_CACHE_KIB))?;
         let caught_up = Arc::new(AtomicBool::new(false));
         let checkpoints = checkpoints(open(path)?, caught_up.clone())?;
-        let (jobs, mut queue) = mpsc::channel::<(Vec<Change>, Reply)>(QUEUE);
+        let (jobs, mut queue) = mpsc::channel::<Job>(QUEUE);
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || {
-                while let Some((changes, reply)) = queue.blocking_recv() {
+                while let Some(job) = queue.blocking_recv() {
                     if caught_up.swap(false, Ordering::AcqRel) {
                         checkpoint(&conn, "by the writer");
                     }
-                    reply.send(apply(&mut conn, &changes)).ok();
+                    match job {
+                        Job::Changes(changes, reply) => {
+                            reply.send(apply(&mut conn, &changes)).ok();
+                        }
+                        Job::Session(new, reply) => {
+                            reply.send(insert_session(&conn, &new)).ok();
+                        }
+                    }
                 }
             })
             .map_err(|e| corrupt(format!("starting the writer thread: {e}")))?;
@@ -82,10 +96,46 @@ impl Writer {
         changes: Vec<Change>,
     ) -> Result<Vec<ChangeOutcome>, StorageError> {
         let (tx, rx) = oneshot::channel();
-        let stopped = || StorageError::Corrupt("the writer thread stopped".into());
-        self.jobs.send((changes, tx)).await.map_err(|_| stopped())?;
-        rx.await.map_err(|_| stopped())?
+        self.run(Job::Changes(changes, tx), rx).await
     }
+
+    /// Stores a new session (a sign-in), in a transaction of its own.
+    ///
+    /// Why here and not on the sqlx pool: a sign-in's `INSERT` there took SQLite's one write
+    /// lock between the message writer's commits, so during a login storm the writer kept
+    /// waiting for it (and for its `fsync`), and each statement woke a sqlx worker thread, which
+    /// could take the core from the chat's runtime thread while a password hash was ready to
+    /// run (S4c, docs/perf.md, eighteenth round). Here a sign-in waits its turn behind at most
+    /// one batch, and a batch behind at most one sign-in.
+    pub(super) async fn create_session(&self, new: NewSession) -> Result<(), StorageError> {
+        let (tx, rx) = oneshot::channel();
+        self.run(Job::Session(new, tx), rx).await
+    }
+
+    async fn run<T>(
+        &self,
+        job: Job,
+        done: oneshot::Receiver<Result<T, StorageError>>,
+    ) -> Result<T, StorageError> {
+        let stopped = || StorageError::Corrupt("the writer thread stopped".into());
+        self.jobs.send(job).await.map_err(|_| stopped())?;
+        done.await.map_err(|_| stopped())?
+    }
+}
+
+fn insert_session(conn: &Connection, new: &NewSession) -> Result<(), StorageError> {
+    conn.prepare_cached(
+        "INSERT INTO sessions (id, user_id, created_at, expires_at, created_ip)
+         VALUES (?, ?, ?, ?, ?)",
+    )?
+    .execute(params![
+        new.id,
+        new.user_id.get(),
+        new.created_at,
+        new.expires_at,
+        new.created_ip.to_string(),
+    ])?;
+    Ok(())
 }
 
 /// A connection with the pragmas every Natter connection has. Automatic checkpoints are off:
