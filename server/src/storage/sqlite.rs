@@ -621,14 +621,16 @@ impl Storage for SqliteStorage {
         id: &str,
         now: i64,
     ) -> Result<Option<UserId>, StorageError> {
-        let user: Option<i64> = sqlx::query_scalar(
-            "SELECT user_id FROM sessions
-             WHERE id = ? AND revoked_at IS NULL AND expires_at > ?",
-        )
-        .bind(id)
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await?;
+        // Inline: every authenticated request reads it (see `sqlite_reader.rs`).
+        let user: Option<i64> = self.readers.with(|conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT user_id FROM sessions
+                     WHERE id = ? AND revoked_at IS NULL AND expires_at > ?",
+                )?
+                .query_row(rusqlite::params![id, now], |r| r.get(0))
+                .optional()?)
+        })?;
         Ok(user.map(UserId::new))
     }
 

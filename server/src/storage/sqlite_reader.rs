@@ -1,5 +1,6 @@
-//! Reads on the hot paths (opening a socket, catching up, history pages), run inline on the
-//! calling thread with a rusqlite connection from a small idle list.
+//! Reads on the hot paths (every request's session, a sign-in's credentials, opening a socket,
+//! catching up, history pages), run inline on the calling thread with a rusqlite connection
+//! from a small idle list.
 //!
 //! Why inline: each of these reads is one indexed query that takes a few microseconds with the
 //! pages cached, while sqlx hands every statement to its worker thread and the rows back, at
