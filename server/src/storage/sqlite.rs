@@ -523,7 +523,8 @@ impl Storage for SqliteStorage {
         username: &Username,
     ) -> Result<Option<(UserRecord, String)>, StorageError> {
         // Inline, like the socket's reads: on the sqlx pool a sign-in woke a worker thread,
-        // which could take the core from the chat's runtime thread (see the writer's `create_session`).
+        // which could take the core from the chat's runtime thread (see the writer's
+        // `create_session`).
         let row = self.readers.with(|conn| {
             Ok(conn
                 .prepare_cached(

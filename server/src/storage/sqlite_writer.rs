@@ -105,8 +105,9 @@ impl Writer {
     /// lock between the message writer's commits, so during a login storm the writer kept
     /// waiting for it (and for its `fsync`), and each statement woke a sqlx worker thread, which
     /// could take the core from the chat's runtime thread while a password hash was ready to
-    /// run (S4c, docs/perf.md, eighteenth round). Here a sign-in waits its turn behind at most
-    /// one batch, and a batch behind at most one sign-in.
+    /// run (S4c, docs/perf.md, eighteenth round). Here sign-ins and batches take turns on one
+    /// thread: a sign-in waits for the batch being written, a batch for the sign-ins queued
+    /// before it (one small `INSERT` and its `fsync` each).
     pub(super) async fn create_session(&self, new: NewSession) -> Result<(), StorageError> {
         let (tx, rx) = oneshot::channel();
         self.run(Job::Session(new, tx), rx).await
